@@ -1,0 +1,30 @@
+# chatgpt_reverse_proxy: run `make help` for the targets.
+MODULE  := github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+LDFLAGS := -s -w -X $(MODULE)/core.Version=$(VERSION) -X $(MODULE)/core.Commit=$(COMMIT) -X $(MODULE)/core.Date=$(DATE)
+GO      ?= go
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: run
+run: ## Run the proxy on 0.0.0.0:9000 (OXY_* settings from the environment)
+	$(GO) run ./platforms/server
+
+.PHONY: build
+build: ## Build the server binary into bin/
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/chatgpt_reverse_proxy ./platforms/server
+
+.PHONY: test
+test: ## Run go vet and every test with the race detector
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+.PHONY: fmt
+fmt: ## Format the code
+	gofmt -w $$(git ls-files '*.go')

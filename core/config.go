@@ -1,0 +1,400 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LookupFunc reports the value of an environment variable, like os.LookupEnv.
+type LookupFunc func(name string) (string, bool)
+
+// Config is the proxy's settings, built once from the environment by FromEnv
+// and validated before anything listens.
+type Config struct {
+	// Target is the upstream base URL; its path, if any, prefixes every request path.
+	Target *url.URL
+	// Host is the listen host; empty means all interfaces.
+	Host string
+	// Port is the listen port.
+	Port int
+	// StripHeaderPrefixes are lower-case header-name prefixes removed from every
+	// inbound request: the user's OXY_HOP_HEADER_PREFIX, the platform's preset
+	// and the credential-bearing platform prefixes that are always removed.
+	StripHeaderPrefixes []string
+	// StripHeaders are header names (canonical form) removed from every inbound request.
+	StripHeaders []string
+	// ForwardClientIP sends the client's address upstream in X-Forwarded-For.
+	ForwardClientIP bool
+	// RequestTimeout bounds a whole proxied request; zero means no limit.
+	RequestTimeout time.Duration
+	// DialTimeout bounds the upstream TCP connect and the TLS handshake each.
+	DialTimeout time.Duration
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	ShutdownGrace time.Duration
+	// LogLevel is the minimum level logged.
+	LogLevel slog.Level
+	// LogFormat is "text" or "json".
+	LogFormat string
+
+	// Extra holds the validated values of the platform's own settings, by name.
+	Extra map[string]string
+}
+
+// Setting describes one environment variable: its name, default and meaning,
+// as listed by -h.
+type Setting struct {
+	Name    string
+	Default string
+	Usage   string
+	// Check, if set, validates a value; FromEnv reports its error.
+	Check func(value string) error
+	// Secret settings (keys) never have their value printed in an error.
+	Secret bool
+}
+
+// alwaysStripPrefixes are header prefixes that carry platform credentials or
+// account data (Aliyun FC STS keys, Tencent SCF role keys, the Lambda adapter's
+// IAM context). They are removed in every build, whatever the settings, so a
+// binary deployed on the "wrong" platform still never leaks them.
+var alwaysStripPrefixes = []string{"x-fc-", "x-scf-", "x-golambdaproxy-"}
+
+// Settings lists the settings every build understands, with their defaults.
+var Settings = []Setting{
+	{Name: "OXY_TARGET", Default: "https://api.openai.com", Usage: "upstream base URL (an Azure OpenAI endpoint or any base path works too)"},
+	{Name: "OXY_PORT", Default: "9000", Usage: "listen port (1-65535)"},
+	{Name: "OXY_HOST", Default: "0.0.0.0", Usage: "listen address; set 127.0.0.1 to listen on loopback only"},
+	{Name: "OXY_HOP_HEADER_PREFIX", Default: "", Usage: "comma-separated, case-insensitive prefixes of inbound headers that are not forwarded"},
+	{Name: "OXY_FORWARD_CLIENT_IP", Default: "false", Usage: "send the client's IP upstream in X-Forwarded-For (off: the upstream never sees it)"},
+	{Name: "OXY_REQUEST_TIMEOUT", Default: "0", Usage: "limit on a whole request, e.g. 10m (0: none; long answers and streams need none)"},
+	{Name: "OXY_DIAL_TIMEOUT", Default: "10s", Usage: "limit on connecting to the upstream, and on the TLS handshake"},
+	{Name: "OXY_SHUTDOWN_GRACE", Default: "30s", Usage: "on SIGTERM/SIGINT, how long in-flight requests and streams may finish"},
+	{Name: "OXY_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error"},
+	{Name: "OXY_LOG_FORMAT", Default: "text", Usage: "text or json"},
+}
+
+// Defaults are a platform's presets: values used where the environment is silent,
+// and header rules added to (never replacing) the user's.
+type Defaults struct {
+	// Port replaces OXY_PORT's default when non-zero.
+	Port int
+	// StripHeaderPrefixes are added to OXY_HOP_HEADER_PREFIX.
+	StripHeaderPrefixes []string
+	// StripHeaders are exact header names always removed.
+	StripHeaders []string
+	// Extra are the platform's own settings; FromEnv checks them and stores
+	// their values in Config.Extra.
+	Extra []Setting
+}
+
+// Options tell FromEnv what else to check.
+type Options struct {
+	// Defaults are the platform's presets.
+	Defaults Defaults
+	// Environ, like os.Environ, lets FromEnv report OXY_ variables it does not
+	// know (a typo otherwise silently keeps a default). Nil skips the check.
+	Environ []string
+}
+
+// AllSettings returns the core settings followed by the platform's own, with
+// the platform's defaults applied, for -h and for unknown-name checks.
+func AllSettings(d Defaults) []Setting {
+	all := make([]Setting, 0, len(Settings)+len(d.Extra))
+	for _, s := range Settings {
+		if s.Name == "OXY_PORT" && d.Port != 0 {
+			s.Default = strconv.Itoa(d.Port)
+		}
+		all = append(all, s)
+	}
+	return append(all, d.Extra...)
+}
+
+// FromEnv builds a Config from lookup, applying the platform's defaults.
+// Every invalid setting is reported in one error, each line naming the
+// variable, the problem and what is wanted.
+func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
+	p := parser{lookup: lookup, defaults: map[string]string{}}
+	settings := AllSettings(opts.Defaults)
+	for _, s := range settings {
+		p.defaults[s.Name] = s.Default
+	}
+	var c Config
+	c.Target = p.target("OXY_TARGET")
+	c.Port = p.port("OXY_PORT")
+	c.Host = p.host("OXY_HOST")
+	c.StripHeaderPrefixes = mergePrefixes(p.list("OXY_HOP_HEADER_PREFIX"), opts.Defaults.StripHeaderPrefixes, alwaysStripPrefixes)
+	c.StripHeaders = canonicalNames(opts.Defaults.StripHeaders)
+	c.ForwardClientIP = p.boolean("OXY_FORWARD_CLIENT_IP")
+	c.RequestTimeout = p.duration("OXY_REQUEST_TIMEOUT", true)
+	c.DialTimeout = p.duration("OXY_DIAL_TIMEOUT", false)
+	c.ShutdownGrace = p.duration("OXY_SHUTDOWN_GRACE", true)
+	c.LogLevel = p.level("OXY_LOG_LEVEL")
+	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
+	c.Extra = map[string]string{}
+	for _, s := range opts.Defaults.Extra {
+		v := p.get(s.Name)
+		if s.Check != nil {
+			if err := s.Check(v); err != nil {
+				if s.Secret {
+					p.problems = append(p.problems, s.Name+": "+err.Error())
+				} else {
+					p.fail(s.Name, v, err.Error())
+				}
+				continue
+			}
+		}
+		c.Extra[s.Name] = v
+	}
+	p.unknown(opts.Environ, settings)
+	if len(p.problems) > 0 {
+		return Config{}, &ConfigError{Problems: p.problems}
+	}
+	return c, nil
+}
+
+// ConfigError lists every invalid setting found by FromEnv.
+type ConfigError struct {
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+type parser struct {
+	lookup   LookupFunc
+	defaults map[string]string
+	problems []string
+}
+
+// get returns the variable's value, or its default when unset. A variable set
+// to the empty string counts as set (OXY_HOP_HEADER_PREFIX="" is meaningful).
+func (p *parser) get(name string) string {
+	if v, ok := p.lookup(name); ok {
+		return strings.TrimSpace(v)
+	}
+	return p.defaults[name]
+}
+
+func (p *parser) fail(name, value, problem string) {
+	p.problems = append(p.problems, fmt.Sprintf("%s=%q: %s", name, value, problem))
+}
+
+func (p *parser) target(name string) *url.URL {
+	v := p.get(name)
+	u, err := ParseTarget(v)
+	if err != nil {
+		p.fail(name, v, err.Error())
+		return nil
+	}
+	return u
+}
+
+// ParseTarget checks an upstream base URL: http or https, a host, no query or
+// fragment, no credentials. A trailing slash is dropped so that joining paths
+// never produces "//".
+func ParseTarget(v string) (*url.URL, error) {
+	if v == "" {
+		return nil, errors.New("empty, want https://host")
+	}
+	if !strings.Contains(v, "://") {
+		return nil, errors.New("missing scheme, want https://host")
+	}
+	u, err := url.Parse(v)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL (%v), want https://host", unwrapURLError(err))
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("scheme %q not supported, want https://host or http://host", u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return nil, errors.New("missing host, want https://host")
+	case u.User != nil:
+		return nil, errors.New("credentials in the URL are not supported, want https://host")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "":
+		return nil, errors.New("query or fragment not supported, want https://host/optional/base/path")
+	}
+	if port := u.Port(); port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, errors.New("port must be 1-65535, want https://host:port")
+		}
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	if u.RawPath != "" {
+		u.RawPath = strings.TrimRight(u.RawPath, "/")
+	}
+	return u, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func (p *parser) port(name string) int {
+	v := p.get(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		p.fail(name, v, "must be a port number 1-65535")
+		return 0
+	}
+	return n
+}
+
+func (p *parser) host(name string) string {
+	v := p.get(name)
+	if v == "" || v == "0.0.0.0" || v == "::" {
+		return v
+	}
+	if strings.ContainsAny(v, " /:") && net.ParseIP(strings.Trim(v, "[]")) == nil {
+		p.fail(name, v, "must be a host name or IP address without a port, want e.g. 0.0.0.0 or 127.0.0.1")
+	}
+	return strings.Trim(v, "[]")
+}
+
+func (p *parser) list(name string) []string {
+	var out []string
+	for _, item := range strings.Split(p.get(name), ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+func (p *parser) boolean(name string) bool {
+	v := p.get(name)
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, v, "must be true or false")
+	}
+	return b
+}
+
+func (p *parser) duration(name string, zeroOK bool) time.Duration {
+	v := p.get(name)
+	if v == "0" && zeroOK {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	switch {
+	case err != nil:
+		p.fail(name, v, "must be a duration such as 30s or 5m")
+	case d < 0 || (d == 0 && !zeroOK):
+		p.fail(name, v, "must be a positive duration such as 30s")
+	}
+	return d
+}
+
+func (p *parser) level(name string) slog.Level {
+	v := p.get(name)
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		p.fail(name, v, "must be debug, info, warn or error")
+	}
+	return l
+}
+
+func (p *parser) oneOf(name string, allowed ...string) string {
+	v := strings.ToLower(p.get(name))
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(name, v, "must be one of "+strings.Join(allowed, ", "))
+	return allowed[0]
+}
+
+// unknown reports OXY_ variables in environ that no setting declares, with the
+// closest known name as a hint.
+func (p *parser) unknown(environ []string, settings []Setting) {
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[s.Name] = true
+	}
+	var names []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(strings.ToUpper(name), "OXY_") && !known[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		// The value is not shown: a misspelt key setting would print the key.
+		msg := name + ": unknown setting"
+		if best := closest(name, settings); best != "" {
+			msg += fmt.Sprintf(", did you mean %s?", best)
+		} else {
+			msg += "; run with -h to list the settings"
+		}
+		p.problems = append(p.problems, msg)
+	}
+}
+
+// closest returns the known name nearest to name by edit distance, if near enough.
+func closest(name string, settings []Setting) string {
+	best, bestDist := "", 1<<30
+	for _, s := range settings {
+		if d := editDistance(strings.ToUpper(name), s.Name); d < bestDist {
+			best, bestDist = s.Name, d
+		}
+	}
+	if bestDist <= 4 || bestDist <= len(name)/3 {
+		return best
+	}
+	return ""
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func mergePrefixes(lists ...[]string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, l := range lists {
+		for _, p := range l {
+			p = strings.ToLower(strings.TrimSpace(p))
+			if p != "" && !seen[p] {
+				seen[p] = true
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+func canonicalNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		out = append(out, canonical(n))
+	}
+	return out
+}

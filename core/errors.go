@@ -1,0 +1,79 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+)
+
+// StatusClientClosedRequest is logged when the client went away before the
+// answer was complete (nginx's 499). It is never sent: nobody is listening.
+const StatusClientClosedRequest = 499
+
+// APIError is an error made by the proxy itself, shaped like the OpenAI API's
+// errors so that SDKs parse and surface it: {"error":{"message","type","code"}}.
+type APIError struct {
+	Status  int    `json:"-"`
+	Message string `json:"message"`
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// WriteError writes e as an OpenAI-shaped JSON error response.
+func WriteError(w http.ResponseWriter, e *APIError) {
+	body, _ := json.Marshal(struct {
+		Error *APIError `json:"error"`
+	}{e})
+	body = append(body, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}
+
+// Error values for the failures the proxy itself answers.
+var (
+	errUpstreamUnreachable = &APIError{Status: http.StatusBadGateway, Type: "proxy_error", Code: "upstream_unreachable",
+		Message: "the proxy could not reach the upstream API"}
+	errUpstreamFailed = &APIError{Status: http.StatusBadGateway, Type: "proxy_error", Code: "upstream_error",
+		Message: "the upstream API closed the connection or sent an invalid response"}
+	errUpstreamTimeout = &APIError{Status: http.StatusGatewayTimeout, Type: "proxy_error", Code: "upstream_timeout",
+		Message: "the upstream API did not answer in time"}
+)
+
+// classify maps a round-trip error to the proxy's answer. clientGone reports
+// that the client's own context ended, in which case nothing is sent and the
+// request is logged as 499.
+func classify(r *http.Request, err error) (e *APIError, clientGone bool) {
+	if cause := context.Cause(r.Context()); cause != nil && errors.Is(cause, context.Canceled) {
+		return nil, true
+	}
+	var ne net.Error
+	switch {
+	case isDialError(err): // a connect that timed out is still "unreachable"
+		return errUpstreamUnreachable, false
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
+		errors.As(err, &ne) && ne.Timeout():
+		return errUpstreamTimeout, false
+	default:
+		return errUpstreamFailed, false
+	}
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return true
+	}
+	var de *net.DNSError
+	return errors.As(err, &de)
+}

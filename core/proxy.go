@@ -1,0 +1,162 @@
+// Package core is the platform-independent proxy: settings, the reverse-proxy
+// handler, the header policy, proxy-made errors and the access log. It uses the
+// standard library only; each platform under platforms/ wraps it.
+package core
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// NewTransport returns the upstream transport for c: the standard library's
+// default transport (HTTPS_PROXY/NO_PROXY, HTTP/2 where offered) with bounded
+// connects and TLS handshakes, a connection pool sized for many concurrent
+// clients, and no response-header timeout: a non-streaming completion sends its
+// headers only when generation ends, which can take minutes.
+func NewTransport(c Config) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: c.DialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = c.DialTimeout
+	t.ResponseHeaderTimeout = 0
+	t.MaxIdleConns = 1024
+	t.MaxIdleConnsPerHost = 256
+	t.IdleConnTimeout = 90 * time.Second
+	// Pass bodies through as the upstream sent them: with compression on, the
+	// transport would ask for gzip itself and hand back a decoded body whose
+	// length and headers differ from the upstream's.
+	t.DisableCompression = true
+	return t
+}
+
+// Handler is the proxy: an http.Handler that forwards every request to the
+// target and logs one access-log line per request.
+type Handler struct {
+	cfg    Config
+	proxy  *httputil.ReverseProxy
+	policy HeaderPolicy
+	logger *slog.Logger
+}
+
+// New returns the proxy handler for c. transport may be nil, in which case
+// NewTransport(c) is used; tests and embedders pass their own.
+func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
+	if transport == nil {
+		transport = NewTransport(c)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: c, policy: NewHeaderPolicy(c), logger: logger}
+	h.proxy = &httputil.ReverseProxy{
+		Rewrite:        h.rewrite,
+		Transport:      transport,
+		ModifyResponse: modifyResponse,
+		ErrorHandler:   h.handleError,
+		// The standard library already flushes text/event-stream and
+		// unknown-length bodies at once; every other body is copied as it
+		// arrives, flushed when the copy buffer fills or the body ends.
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	return h
+}
+
+// ServeHTTP proxies r to the target.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := startRecord(w, r)
+	defer rec.finish(h.logger)
+	if h.cfg.RequestTimeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	h.proxy.ServeHTTP(rec, rec.request(r))
+}
+
+// rewrite sends the request to the target, whatever the client's Host header
+// or absolute-form request URI said, so the proxy is never an open relay.
+func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
+	pr.SetURL(h.cfg.Target)
+	// SetURL re-derives the path from the decoded form; forward the client's
+	// bytes instead, so %2F, lower-case escapes and raw UTF-8 arrive unchanged.
+	if p, ok := rawPath(pr.In); ok {
+		setRawPath(pr.Out.URL, h.cfg.Target.EscapedPath()+p)
+	}
+	// ReverseProxy re-encodes queries it finds ambiguous (";"); the upstream
+	// should get the client's query byte for byte: the proxy never parses it.
+	pr.Out.URL.RawQuery = joinQuery(h.cfg.Target.RawQuery, pr.In.URL.RawQuery)
+	h.policy.CleanRequest(pr.Out.Header)
+	if h.cfg.ForwardClientIP {
+		pr.SetXForwarded()
+		pr.Out.Header.Del("X-Forwarded-Host")
+	}
+}
+
+// rawPath returns the path exactly as the client sent it in an origin-form
+// request target ("/v1/..."). Absolute-form and odd targets fall back to the
+// parsed URL.
+func rawPath(r *http.Request) (string, bool) {
+	uri := r.RequestURI
+	if !strings.HasPrefix(uri, "/") || strings.HasPrefix(uri, "//") {
+		return "", false
+	}
+	if i := strings.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	return uri, true
+}
+
+// setRawPath makes u's path exactly want on the wire. RawPath carries any
+// valid escaping (%2F, lower-case hex); Opaque is the fallback for bytes that
+// RawPath cannot hold, such as raw UTF-8.
+func setRawPath(u *url.URL, want string) {
+	if dec, err := url.PathUnescape(want); err == nil {
+		u.Path, u.RawPath = dec, want
+	}
+	if u.EscapedPath() != want {
+		u.Opaque = want
+	}
+}
+
+func joinQuery(a, b string) string {
+	if a == "" || b == "" {
+		return a + b
+	}
+	return a + "&" + b
+}
+
+func modifyResponse(res *http.Response) error {
+	CleanResponse(res.Header)
+	return nil
+}
+
+// handleError answers a failed round trip: 502 or 504 with an OpenAI-shaped
+// body, or nothing at all (logged as 499) when the client already left.
+func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
+	e, clientGone := classify(r, err)
+	rec := recordFrom(r)
+	if rec != nil {
+		rec.err = err
+	}
+	if clientGone {
+		if rec != nil {
+			rec.clientGone = true
+		}
+		return
+	}
+	WriteError(w, e)
+}
+
+// NewLogger returns the slog logger the settings ask for, writing to w.
+func NewLogger(c Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

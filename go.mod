@@ -1,0 +1,3 @@
+module github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy
+
+go 1.26.8
