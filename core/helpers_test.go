@@ -1,0 +1,81 @@
+package core
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// syncBuffer is a log sink safe for the proxy's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// testProxy is a proxy in front of an upstream, both on 127.0.0.1.
+type testProxy struct {
+	URL      string
+	Upstream *httptest.Server
+	Server   *httptest.Server
+	Log      *syncBuffer
+	Config   Config
+}
+
+// newTestProxy starts upstream and a proxy targeting it (plus basePath), with
+// env applied on top of the defaults.
+func newTestProxy(t *testing.T, upstream http.Handler, basePath string, env map[string]string) *testProxy {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	return newTestProxyTo(t, up, up.URL+basePath, env)
+}
+
+func newTestProxyTo(t *testing.T, up *httptest.Server, target string, env map[string]string) *testProxy {
+	t.Helper()
+	e := map[string]string{"OXY_TARGET": target, "OXY_LOG_FORMAT": "json"}
+	for k, v := range env {
+		e[k] = v
+	}
+	cfg, err := FromEnv(lookupMap(e), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	var transport http.RoundTripper
+	if up != nil && up.TLS != nil {
+		tr := NewTransport(cfg)
+		tr.TLSClientConfig = up.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+		transport = tr
+	}
+	h := New(cfg, NewLogger(cfg, logs), transport)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &testProxy{URL: srv.URL, Upstream: up, Server: srv, Log: logs, Config: cfg}
+}
+
+// logLines returns the access-log lines (JSON) logged so far.
+func (p *testProxy) logLines() []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimSpace(p.Log.String()), "\n") {
+		if strings.Contains(l, `"msg":"request"`) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
