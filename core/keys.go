@@ -292,9 +292,16 @@ func newInjector(c Config) *injector {
 	return &injector{header: header, value: value}
 }
 
-// apply removes the client's credentials from the outbound headers h and sets the real key.
+// apply removes the client's credentials from the outbound headers h and sets
+// the real key, replacing any value the client sent in that header under any
+// spelling of its name.
 func (in *injector) apply(h http.Header) {
 	removeCredentials(h)
+	for name := range h {
+		if strings.EqualFold(name, in.header) {
+			delete(h, name)
+		}
+	}
 	h[in.header] = []string{in.value.Reveal()}
 }
 

@@ -507,3 +507,17 @@ func FuzzRemoveCredentials(f *testing.F) {
 		}
 	})
 }
+
+// TestInjector_replacesEverySpelling: a header map built by hand (serverless
+// adapters) may hold the client's value under a lower-case name; only the
+// real key may remain.
+func TestInjector_replacesEverySpelling(t *testing.T) {
+	in := newInjector(Config{UpstreamAPIKey: testRealKey, UpstreamAPIKeyHeader: "x-custom-key"})
+	h := http.Header{"x-custom-key": {"client"}, "X-CUSTOM-KEY": {"client"}, "authorization": {"Bearer " + testProxyKey},
+		"sec-websocket-protocol": {"openai-insecure-api-key." + testProxyKey + ", realtime"}}
+	in.apply(h)
+	want := http.Header{"X-Custom-Key": {testRealKey}, "sec-websocket-protocol": {"realtime"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("headers = %q; want %q", h, want)
+	}
+}
