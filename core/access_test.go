@@ -66,19 +66,19 @@ func (u *accessUpstream) lastHeader() http.Header {
 	return u.last
 }
 
-// lockedBuffer collects log output written from server goroutines.
-type lockedBuffer struct {
+// acLogBuffer collects log output written from server goroutines.
+type acLogBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *acLogBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *acLogBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -87,7 +87,7 @@ func (b *lockedBuffer) String() string {
 // accessProxy is the proxy under test, on a real socket, with its log captured.
 type accessProxy struct {
 	srv    *httptest.Server
-	log    *lockedBuffer
+	log    *acLogBuffer
 	client *http.Client
 }
 
@@ -107,7 +107,7 @@ func startAccessProxy(t *testing.T, up *accessUpstream, env map[string]string, t
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	p := &accessProxy{log: &lockedBuffer{}}
+	p := &accessProxy{log: &acLogBuffer{}}
 	var h http.Handler = New(cfg, NewLogger(cfg, p.log), transport)
 	if wrap != nil {
 		h = wrap(h)
@@ -168,8 +168,8 @@ func (p *accessProxy) do(t *testing.T, method, path string, header http.Header) 
 	return res, string(body)
 }
 
-// hdr builds a header from name, value pairs.
-func hdr(kv ...string) http.Header {
+// acHeader builds a header from name, value pairs.
+func acHeader(kv ...string) http.Header {
 	h := http.Header{}
 	for i := 0; i+1 < len(kv); i += 2 {
 		h.Add(kv[i], kv[i+1])
@@ -177,8 +177,8 @@ func hdr(kv ...string) http.Header {
 	return h
 }
 
-// apiErrorCode checks that body is an OpenAI-shaped error and returns its code.
-func apiErrorCode(t *testing.T, body string) string {
+// acErrorCode checks that body is an OpenAI-shaped error and returns its code.
+func acErrorCode(t *testing.T, body string) string {
 	t.Helper()
 	var e struct {
 		Error *APIError `json:"error"`
@@ -197,12 +197,12 @@ func TestAccess_checkOrder(t *testing.T) {
 	env["OXY_ALLOW_CIDRS"] = "10.0.0.0/8" // the test client (127.0.0.1) is outside
 	env["OXY_CORS_ORIGINS"] = "https://app.example.com"
 	p := startAccessProxy(t, up, env, nil, nil)
-	preflight := hdr("Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
+	preflight := acHeader("Origin", "https://app.example.com", "Access-Control-Request-Method", "POST")
 
 	if res, _ := p.do(t, "GET", "/healthz", nil); res.StatusCode != http.StatusOK {
 		t.Errorf("health from a refused address: status %d; want 200 (health comes first)", res.StatusCode)
 	}
-	if res, body := p.do(t, "OPTIONS", "/v1/chat/completions", preflight); res.StatusCode != http.StatusForbidden || apiErrorCode(t, body) != "address_not_allowed" {
+	if res, body := p.do(t, "OPTIONS", "/v1/chat/completions", preflight); res.StatusCode != http.StatusForbidden || acErrorCode(t, body) != "address_not_allowed" {
 		t.Errorf("preflight from a refused address: %d %s; want 403 address_not_allowed", res.StatusCode, body)
 	}
 
@@ -211,7 +211,7 @@ func TestAccess_checkOrder(t *testing.T) {
 	if res, _ := p.do(t, "OPTIONS", "/v1/chat/completions", preflight); res.StatusCode != http.StatusNoContent {
 		t.Errorf("preflight without a key: status %d; want 204 (preflight before the key check)", res.StatusCode)
 	}
-	if res, body := p.do(t, "POST", "/v1/chat/completions", hdr("Origin", "https://app.example.com")); res.StatusCode != http.StatusUnauthorized || apiErrorCode(t, body) != "missing_api_key" {
+	if res, body := p.do(t, "POST", "/v1/chat/completions", acHeader("Origin", "https://app.example.com")); res.StatusCode != http.StatusUnauthorized || acErrorCode(t, body) != "missing_api_key" {
 		t.Errorf("request without a key: %d %s; want 401 missing_api_key", res.StatusCode, body)
 	}
 	if n := up.hits.Load(); n != 0 {
@@ -224,7 +224,7 @@ func TestAccess_checkOrder(t *testing.T) {
 func TestAccess_offByDefault(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	p := startAccessProxy(t, up, nil, nil, nil)
-	res, _ := p.do(t, "GET", "/v1/models", hdr("Authorization", "Bearer sk-client-own", "Api-Key", "azure-own",
+	res, _ := p.do(t, "GET", "/v1/models", acHeader("Authorization", "Bearer sk-client-own", "Api-Key", "azure-own",
 		"Sec-WebSocket-Protocol", "realtime, openai-insecure-api-key.sk-client-own"))
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d; want 200", res.StatusCode)

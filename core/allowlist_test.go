@@ -14,10 +14,10 @@ import (
 func TestAllowList_forgedHeadersIgnored(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	p := startAccessProxy(t, up, map[string]string{"OXY_ALLOW_CIDRS": "10.0.0.0/8, 203.0.113.7"}, nil, nil)
-	forged := hdr("X-Forwarded-For", "10.1.2.3", "X-Forwarded-For", "203.0.113.7", "X-Real-Ip", "10.1.2.3",
+	forged := acHeader("X-Forwarded-For", "10.1.2.3", "X-Forwarded-For", "203.0.113.7", "X-Real-Ip", "10.1.2.3",
 		"Forwarded", "for=10.1.2.3", "True-Client-Ip", "203.0.113.7", "Cf-Connecting-Ip", "10.1.2.3", "X-Client-Ip", "10.1.2.3")
 	res, body := p.do(t, "GET", "/v1/models", forged)
-	if res.StatusCode != http.StatusForbidden || apiErrorCode(t, body) != "address_not_allowed" {
+	if res.StatusCode != http.StatusForbidden || acErrorCode(t, body) != "address_not_allowed" {
 		t.Fatalf("forged address headers: %d %s; want 403 address_not_allowed", res.StatusCode, body)
 	}
 	if n := up.hits.Load(); n != 0 {

@@ -18,7 +18,7 @@ func corsEnv(origins string) map[string]string {
 func TestCORS_preflightAnsweredLocally(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	p := startAccessProxy(t, up, corsEnv("https://app.example.com, http://localhost:5173"), nil, nil)
-	res, body := p.do(t, "OPTIONS", "/v1/chat/completions", hdr(
+	res, body := p.do(t, "OPTIONS", "/v1/chat/completions", acHeader(
 		"Origin", "https://app.example.com",
 		"Access-Control-Request-Method", "POST",
 		"Access-Control-Request-Headers", "authorization,content-type,openai-beta,OpenAI-Organization,x-stainless-os,x-stainless-retry-count,api-key,x-evil,cookie"))
@@ -50,8 +50,8 @@ func TestCORS_preflightOriginNotAllowed(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	p := startAccessProxy(t, up, corsEnv("https://app.example.com"), nil, nil)
 	for _, origin := range []string{"https://evil.example", "https://app.example.com.evil.example", "null", "http://app.example.com"} {
-		res, body := p.do(t, "OPTIONS", "/v1/chat/completions", hdr("Origin", origin, "Access-Control-Request-Method", "POST"))
-		if res.StatusCode != http.StatusForbidden || apiErrorCode(t, body) != "origin_not_allowed" {
+		res, body := p.do(t, "OPTIONS", "/v1/chat/completions", acHeader("Origin", origin, "Access-Control-Request-Method", "POST"))
+		if res.StatusCode != http.StatusForbidden || acErrorCode(t, body) != "origin_not_allowed" {
 			t.Errorf("origin %s: %d %s; want 403 origin_not_allowed", origin, res.StatusCode, body)
 		}
 		if v := res.Header.Get("Access-Control-Allow-Origin"); v != "" {
@@ -81,7 +81,7 @@ func TestCORS_actualResponse(t *testing.T) {
 		w.WriteHeader(http.StatusTooManyRequests)
 	})
 	p := startAccessProxy(t, up, corsEnv("https://app.example.com"), nil, nil)
-	res, _ := p.do(t, "POST", "/v1/chat/completions", hdr("Origin", "https://app.example.com", "Authorization", "Bearer "+testProxyKey))
+	res, _ := p.do(t, "POST", "/v1/chat/completions", acHeader("Origin", "https://app.example.com", "Authorization", "Bearer "+testProxyKey))
 	if res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("status %d; want the upstream's 429", res.StatusCode)
 	}
@@ -105,8 +105,8 @@ func TestCORS_actualResponse(t *testing.T) {
 // carries the CORS headers, so a browser app can show the error.
 func TestCORS_proxyErrorsReadable(t *testing.T) {
 	p := startAccessProxy(t, newAccessUpstream(t, nil), corsEnv("*"), nil, nil)
-	res, body := p.do(t, "POST", "/v1/chat/completions", hdr("Origin", "https://any.example"))
-	if res.StatusCode != http.StatusUnauthorized || apiErrorCode(t, body) != "missing_api_key" {
+	res, body := p.do(t, "POST", "/v1/chat/completions", acHeader("Origin", "https://any.example"))
+	if res.StatusCode != http.StatusUnauthorized || acErrorCode(t, body) != "missing_api_key" {
 		t.Fatalf("%d %s; want 401", res.StatusCode, body)
 	}
 	if v := res.Header.Values("Access-Control-Allow-Origin"); len(v) != 1 || v[0] != "*" {
@@ -123,7 +123,7 @@ func TestCORS_offPassesUpstreamHeaders(t *testing.T) {
 		w.WriteHeader(http.StatusOK)
 	})
 	p := startAccessProxy(t, up, nil, nil, nil)
-	res, _ := p.do(t, "OPTIONS", "/v1/models", hdr("Origin", "https://app.example.com", "Access-Control-Request-Method", "GET"))
+	res, _ := p.do(t, "OPTIONS", "/v1/models", acHeader("Origin", "https://app.example.com", "Access-Control-Request-Method", "GET"))
 	if res.StatusCode != http.StatusOK || up.hits.Load() != 1 {
 		t.Fatalf("preflight: status %d, upstream hits %d; want the upstream's 200", res.StatusCode, up.hits.Load())
 	}

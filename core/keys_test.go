@@ -218,7 +218,7 @@ func TestProxyKeys_everyLocation(t *testing.T) {
 				h := http.Header{}
 				tc.set(h, bad)
 				res, body := p.do(t, "GET", "/v1/models", h)
-				if res.StatusCode != http.StatusUnauthorized || apiErrorCode(t, body) != "invalid_api_key" {
+				if res.StatusCode != http.StatusUnauthorized || acErrorCode(t, body) != "invalid_api_key" {
 					t.Errorf("wrong key: %d %s; want 401 invalid_api_key", res.StatusCode, body)
 				}
 				if strings.Contains(body, bad) {
@@ -274,15 +274,15 @@ func TestProxyKeys_notAKey(t *testing.T) {
 		h          http.Header
 	}{
 		{"nothing", "/v1/models", nil},
-		{"Basic scheme", "/v1/models", hdr("Authorization", "Basic "+testProxyKey)},
-		{"no scheme", "/v1/models", hdr("Authorization", testProxyKey)},
-		{"empty Bearer", "/v1/models", hdr("Authorization", "Bearer ")},
+		{"Basic scheme", "/v1/models", acHeader("Authorization", "Basic "+testProxyKey)},
+		{"no scheme", "/v1/models", acHeader("Authorization", testProxyKey)},
+		{"empty Bearer", "/v1/models", acHeader("Authorization", "Bearer ")},
 		{"query string", "/v1/models?key=" + testProxyKey + "&api-key=" + testProxyKey, nil},
-		{"Proxy-Authorization", "/v1/models", hdr("Proxy-Authorization", "Bearer "+testProxyKey)},
-		{"other subprotocol", "/v1/realtime", hdr("Sec-WebSocket-Protocol", "realtime, "+testProxyKey)},
+		{"Proxy-Authorization", "/v1/models", acHeader("Proxy-Authorization", "Bearer "+testProxyKey)},
+		{"other subprotocol", "/v1/realtime", acHeader("Sec-WebSocket-Protocol", "realtime, "+testProxyKey)},
 	} {
 		res, body := p.do(t, "GET", tc.path, tc.h)
-		if res.StatusCode != http.StatusUnauthorized || apiErrorCode(t, body) != "missing_api_key" {
+		if res.StatusCode != http.StatusUnauthorized || acErrorCode(t, body) != "missing_api_key" {
 			t.Errorf("%s: %d %s; want 401 missing_api_key", tc.name, res.StatusCode, body)
 		}
 		if !strings.HasPrefix(res.Header.Get("Www-Authenticate"), "Bearer") {
@@ -302,7 +302,7 @@ func TestProxyKeys_notAKey(t *testing.T) {
 func TestKeyInjection_replacesClientCredentials(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	p := startAccessProxy(t, up, map[string]string{"OXY_UPSTREAM_API_KEY": testRealKey, "OXY_ALLOW_CIDRS": "127.0.0.1"}, nil, nil)
-	res, _ := p.do(t, "GET", "/v1/models", hdr(
+	res, _ := p.do(t, "GET", "/v1/models", acHeader(
 		"Authorization", "Bearer "+testProxyKey, "Api-Key", testProxyKey, "X-Api-Key", testProxyKey, "X-Goog-Api-Key", testProxyKey,
 		"Sec-WebSocket-Protocol", "openai-insecure-api-key."+testProxyKey, "OpenAI-Organization", "org-1"))
 	if res.StatusCode != http.StatusOK {
@@ -325,7 +325,7 @@ func TestKeyInjection_headerOverride(t *testing.T) {
 	env := keyedEnv()
 	env["OXY_UPSTREAM_API_KEY_HEADER"] = "api-key"
 	p := startAccessProxy(t, up, env, nil, nil)
-	if res, _ := p.do(t, "GET", "/v1/models", hdr("Authorization", "Bearer "+testProxyKey)); res.StatusCode != http.StatusOK {
+	if res, _ := p.do(t, "GET", "/v1/models", acHeader("Authorization", "Bearer "+testProxyKey)); res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d; want 200", res.StatusCode)
 	}
 	checkOnlyRealKey(t, up.lastHeader(), "Api-Key", testRealKey)
@@ -344,7 +344,7 @@ func TestKeyInjection_azureHost(t *testing.T) {
 	env := keyedEnv()
 	env["OXY_TARGET"] = "http://myres.openai.azure.com/openai"
 	p := startAccessProxy(t, up, env, transport, nil)
-	res, body := p.do(t, "POST", "/deployments/gpt/chat/completions?api-version=2024-10-21", hdr("Api-Key", testProxyKey))
+	res, body := p.do(t, "POST", "/deployments/gpt/chat/completions?api-version=2024-10-21", acHeader("Api-Key", testProxyKey))
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("status %d %s; want 200", res.StatusCode, body)
 	}
@@ -377,12 +377,12 @@ func TestRealKey_neverLoggedOrEchoed(t *testing.T) {
 				method, path string
 				h            http.Header
 			}{
-				{"GET", "/v1/models", hdr("Authorization", "Bearer "+testProxyKey)},
-				{"GET", "/v1/models?key=" + testProxyKey2, hdr("X-Api-Key", testProxyKey2)},
-				{"POST", "/v1/broken", hdr("Authorization", "Bearer "+testProxyKey, "Origin", "https://a.example")},
-				{"GET", "/v1/models", hdr("Authorization", "Bearer "+testRealKey)},
+				{"GET", "/v1/models", acHeader("Authorization", "Bearer "+testProxyKey)},
+				{"GET", "/v1/models?key=" + testProxyKey2, acHeader("X-Api-Key", testProxyKey2)},
+				{"POST", "/v1/broken", acHeader("Authorization", "Bearer "+testProxyKey, "Origin", "https://a.example")},
+				{"GET", "/v1/models", acHeader("Authorization", "Bearer "+testRealKey)},
 				{"GET", "/v1/models", nil},
-				{"OPTIONS", "/v1/models", hdr("Origin", "https://a.example", "Access-Control-Request-Method", "POST")},
+				{"OPTIONS", "/v1/models", acHeader("Origin", "https://a.example", "Access-Control-Request-Method", "POST")},
 				{"GET", "/healthz", nil},
 			} {
 				res, body := p.do(t, rq.method, rq.path, rq.h)
