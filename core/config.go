@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strconv"
@@ -43,6 +44,24 @@ type Config struct {
 	// LogFormat is "text" or "json".
 	LogFormat string
 
+	// AuthKeys are the proxy keys a client must present (OXY_AUTH_KEYS);
+	// none means no key is required.
+	AuthKeys []ProxyKey
+	// UpstreamAPIKey is the real key sent upstream in place of the client's
+	// credentials (OXY_UPSTREAM_API_KEY); empty passes the client's on.
+	UpstreamAPIKey Secret
+	// UpstreamAPIKeyHeader carries UpstreamAPIKey: "Authorization" (as a
+	// Bearer token) or a header holding the bare key, such as "Api-Key".
+	UpstreamAPIKeyHeader string
+	// CORSOrigins are the browser origins allowed, or "*" (OXY_CORS_ORIGINS);
+	// none turns CORS handling off.
+	CORSOrigins []string
+	// HealthPath is the local health route; empty turns it off.
+	HealthPath string
+	// AllowCIDRs are the client networks allowed (OXY_ALLOW_CIDRS); none
+	// allows every address.
+	AllowCIDRs []netip.Prefix
+
 	// Extra holds the validated values of the platform's own settings, by name.
 	Extra map[string]string
 }
@@ -77,6 +96,12 @@ var Settings = []Setting{
 	{Name: "OXY_SHUTDOWN_GRACE", Default: "30s", Usage: "on SIGTERM/SIGINT, how long in-flight requests and streams may finish"},
 	{Name: "OXY_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error"},
 	{Name: "OXY_LOG_FORMAT", Default: "text", Usage: "text or json"},
+	{Name: "OXY_AUTH_KEYS", Default: "", Usage: "comma-separated proxy keys clients must send (name:key names the caller in the log); needs OXY_UPSTREAM_API_KEY", Secret: true},
+	{Name: "OXY_UPSTREAM_API_KEY", Default: "", Usage: "the real API key, sent upstream in place of the client's key", Secret: true},
+	{Name: "OXY_UPSTREAM_API_KEY_HEADER", Default: "", Usage: "header for the real key (default: api-key for Azure OpenAI hosts, else Authorization: Bearer)"},
+	{Name: "OXY_CORS_ORIGINS", Default: "", Usage: "comma-separated browser origins allowed, or * (empty: CORS off, the upstream's headers pass)"},
+	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
+	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
 }
 
 // Defaults are a platform's presets: values used where the environment is silent,
@@ -136,6 +161,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.ShutdownGrace = p.duration("OXY_SHUTDOWN_GRACE", true)
 	c.LogLevel = p.level("OXY_LOG_LEVEL")
 	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
+	p.access(&c)
 	c.Extra = map[string]string{}
 	for _, s := range opts.Defaults.Extra {
 		v := p.get(s.Name)

@@ -41,6 +41,7 @@ type Handler struct {
 	proxy  *httputil.ReverseProxy
 	policy HeaderPolicy
 	logger *slog.Logger
+	access *accessControl
 }
 
 // New returns the proxy handler for c. transport may be nil, in which case
@@ -63,11 +64,17 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 		// arrives, flushed when the copy buffer fills or the body ends.
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+	h.access = newAccessControl(c)
+	h.proxy.ModifyResponse = h.access.modifyResponse(h.proxy.ModifyResponse)
 	return h
 }
 
-// ServeHTTP proxies r to the target.
+// ServeHTTP proxies r to the target, after the access checks (health route,
+// IP allow-list, CORS preflight, proxy key; see access.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.access.serveHealth(w, r) {
+		return
+	}
 	rec := startRecord(w, r)
 	defer rec.finish(h.logger)
 	if h.cfg.RequestTimeout > 0 {
@@ -75,7 +82,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
-	h.proxy.ServeHTTP(rec, rec.request(r))
+	r = rec.request(r)
+	if h.access.reject(rec, r) {
+		return
+	}
+	h.proxy.ServeHTTP(rec, r)
 }
 
 // rewrite sends the request to the target, whatever the client's Host header
@@ -91,6 +102,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// should get the client's query byte for byte: the proxy never parses it.
 	pr.Out.URL.RawQuery = joinQuery(h.cfg.Target.RawQuery, pr.In.URL.RawQuery)
 	h.policy.CleanRequest(pr.Out.Header)
+	h.access.forward(pr.Out.Header)
 	if h.cfg.ForwardClientIP {
 		pr.SetXForwarded()
 		pr.Out.Header.Del("X-Forwarded-Host")

@@ -1,0 +1,242 @@
+package core
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// Access control: the checks that run before a request is proxied, in this
+// order (see Handler.ServeHTTP):
+//
+//  1. the health route (OXY_HEALTH_PATH), answered before everything else and
+//     without an access-log line, so load balancers and orchestrators can
+//     probe from any address without a key; it reveals only status, version
+//     and uptime;
+//  2. the IP allow-list (OXY_ALLOW_CIDRS): 403;
+//  3. CORS preflights (OXY_CORS_ORIGINS), answered locally: browsers send
+//     them without credentials, so they come before the key check;
+//  4. the proxy key (OXY_AUTH_KEYS): 401;
+//
+// and then, on the way out, the client's credentials are replaced by the real
+// key (OXY_UPSTREAM_API_KEY). Every refusal is an OpenAI-shaped JSON error
+// and never reaches the upstream.
+
+// accessControl holds the parsed access settings; a nil part is switched off.
+type accessControl struct {
+	health *healthRoute
+	allow  *allowList
+	cors   *corsPolicy
+	keys   *keyring
+	inject *injector
+}
+
+func newAccessControl(c Config) *accessControl {
+	return &accessControl{
+		health: newHealthRoute(c.HealthPath),
+		allow:  newAllowList(c.AllowCIDRs),
+		cors:   newCORSPolicy(c.CORSOrigins),
+		keys:   newKeyring(c.AuthKeys),
+		inject: newInjector(c),
+	}
+}
+
+// Errors for the requests access control refuses. OpenAI's own 401s use the
+// type invalid_request_error; the messages never repeat what the client sent.
+var (
+	errMissingKey = &APIError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "missing_api_key",
+		Message: "this proxy needs an API key issued by its operator: send it as Authorization: Bearer <key>"}
+	errInvalidKey = &APIError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+		Message: "the API key is not one this proxy accepts"}
+	errAddressNotAllowed = &APIError{Status: http.StatusForbidden, Type: "invalid_request_error", Code: "address_not_allowed",
+		Message: "requests from this address are not allowed by the proxy (OXY_ALLOW_CIDRS)"}
+)
+
+// rejectedAttr names a refusal in the access log.
+func rejectedAttr(e *APIError) slog.Attr { return slog.String("rejected", e.Code) }
+
+// serveHealth answers the health route, and reports whether it did.
+func (a *accessControl) serveHealth(w http.ResponseWriter, r *http.Request) bool {
+	return a.health != nil && a.health.serve(w, r)
+}
+
+// reject runs the allow-list, CORS and key checks on r, answering r itself
+// when it must not be proxied; it reports whether it did. r must carry the
+// access-log record, so that the caller's name or the refusal is logged.
+func (a *accessControl) reject(w http.ResponseWriter, r *http.Request) bool {
+	if a.cors != nil {
+		a.cors.decorate(w.Header(), r)
+	}
+	if a.allow != nil {
+		if addr, ok := a.allow.allows(r); !ok {
+			AddLogAttrs(r, rejectedAttr(errAddressNotAllowed), slog.String("client_addr", addrString(addr)))
+			WriteError(w, errAddressNotAllowed)
+			return true
+		}
+	}
+	if a.cors != nil && isPreflight(r) {
+		a.cors.preflight(w, r)
+		return true
+	}
+	if a.keys != nil {
+		presented := presentedKeys(r.Header)
+		label, ok := a.keys.match(presented)
+		if !ok {
+			e := errInvalidKey
+			if len(presented) == 0 {
+				e = errMissingKey
+			}
+			AddLogAttrs(r, rejectedAttr(e))
+			// RFC 9110 section 11.6.1: a 401 carries a challenge.
+			w.Header().Set("Www-Authenticate", `Bearer realm="chatgpt_reverse_proxy"`)
+			WriteError(w, e)
+			return true
+		}
+		AddLogAttrs(r, slog.String("caller", label))
+	}
+	return false
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// forward edits the outbound request headers h: with an upstream key set, the
+// client's credentials are removed and the real key put in. It runs after the
+// header policy, so a platform's strip rules never remove the injected key.
+func (a *accessControl) forward(h http.Header) {
+	if a.inject != nil {
+		a.inject.apply(h)
+	}
+}
+
+// modifyResponse wraps the proxy's ModifyResponse: with CORS on, the
+// upstream's Access-Control-* headers are replaced by the proxy's own.
+func (a *accessControl) modifyResponse(next func(*http.Response) error) func(*http.Response) error {
+	if a.cors == nil {
+		return next
+	}
+	return func(res *http.Response) error {
+		a.cors.cleanUpstream(res.Header)
+		if next == nil {
+			return nil
+		}
+		return next(res)
+	}
+}
+
+// access parses the access-control settings into c. The key settings are
+// secret: their problems name the setting (and entry), never the value.
+func (p *parser) access(c *Config) {
+	keys, problems := parseProxyKeys(p.get("OXY_AUTH_KEYS"))
+	for _, problem := range problems {
+		p.failSecret("OXY_AUTH_KEYS", problem)
+	}
+	c.AuthKeys = keys
+	c.UpstreamAPIKey = Secret(p.get("OXY_UPSTREAM_API_KEY"))
+	if !printable(c.UpstreamAPIKey.Reveal()) {
+		p.failSecret("OXY_UPSTREAM_API_KEY", "must be printable ASCII without spaces")
+	}
+	c.UpstreamAPIKeyHeader = p.keyHeader("OXY_UPSTREAM_API_KEY_HEADER", c)
+	c.CORSOrigins = p.origins("OXY_CORS_ORIGINS")
+	if hp := p.get("OXY_HEALTH_PATH"); checkHealthPath(hp) != nil {
+		p.fail("OXY_HEALTH_PATH", hp, checkHealthPath(hp).Error())
+	} else {
+		c.HealthPath = hp
+	}
+	c.AllowCIDRs = p.cidrs("OXY_ALLOW_CIDRS")
+	p.crossCheckAccess(c)
+}
+
+func (p *parser) failSecret(name, problem string) {
+	p.problems = append(p.problems, name+": "+problem)
+}
+
+func printable(s string) bool {
+	for _, c := range []byte(s) {
+		if c <= ' ' || c >= 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// keyHeader returns the header that carries the upstream key: the setting, or
+// by default Api-Key for Azure OpenAI hosts and Authorization for the rest.
+// It is empty when there is no upstream key.
+func (p *parser) keyHeader(name string, c *Config) string {
+	v := p.get(name)
+	switch {
+	case c.UpstreamAPIKey == "" && v != "":
+		p.fail(name, v, "set without OXY_UPSTREAM_API_KEY, want both or neither")
+	case c.UpstreamAPIKey == "":
+	case v == "":
+		return defaultKeyHeader(c.Target)
+	default:
+		if err := checkKeyHeader(v); err != nil {
+			p.fail(name, v, err.Error())
+			return ""
+		}
+		return http.CanonicalHeaderKey(v)
+	}
+	return ""
+}
+
+func (p *parser) origins(name string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, item := range p.list(name) {
+		o, err := checkOrigin(item)
+		if err != nil {
+			p.fail(name, item, err.Error())
+			continue
+		}
+		if !seen[strings.ToLower(o)] {
+			seen[strings.ToLower(o)] = true
+			out = append(out, o)
+		}
+	}
+	if seen["*"] && len(out) > 1 {
+		p.fail(name, p.get(name), "* already allows every origin, want * alone or a list of origins")
+	}
+	return out
+}
+
+func (p *parser) cidrs(name string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, item := range p.list(name) {
+		prefix, err := parseAllowItem(item)
+		if err != nil {
+			p.fail(name, item, err.Error())
+			continue
+		}
+		out = append(out, prefix)
+	}
+	return out
+}
+
+// crossCheckAccess reports combinations that would defeat the settings' purpose.
+func (p *parser) crossCheckAccess(c *Config) {
+	// Clients present proxy keys, not vendor keys: without the real key the
+	// upstream would receive nothing it accepts.
+	if len(c.AuthKeys) > 0 && c.UpstreamAPIKey == "" {
+		p.failSecret("OXY_AUTH_KEYS", "set without OXY_UPSTREAM_API_KEY; the proxy keys replace the client's key, "+
+			"so the proxy must hold the real one (for an upstream that needs none, set any value)")
+	}
+	// The real key given to anyone who finds the URL would be spent by anyone.
+	if c.UpstreamAPIKey != "" && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
+		p.failSecret("OXY_UPSTREAM_API_KEY", "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS, so anyone who finds the URL "+
+			"could spend the key; hand out keys with OXY_AUTH_KEYS, or limit addresses with OXY_ALLOW_CIDRS "+
+			"(0.0.0.0/0,::/0 accepts every address)")
+	}
+	for _, k := range c.AuthKeys {
+		if c.UpstreamAPIKey != "" && k.Key == c.UpstreamAPIKey {
+			p.failSecret("OXY_AUTH_KEYS", "a proxy key is the upstream key itself; hand out keys of your own")
+			break
+		}
+	}
+}
