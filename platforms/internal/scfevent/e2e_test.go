@@ -146,6 +146,17 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
+// waitFor reports whether s comes to contain substr within a generous time:
+// the function's stderr reaches the buffer through a pipe, after its reply.
+func (s *syncBuffer) waitFor(substr string) bool {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(s.String(), substr) {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -505,7 +516,7 @@ func TestInvoke_midBodyFailureIsAnError(t *testing.T) {
 	if code, _, _ := r.apiError(t); code != "upstream_error" {
 		t.Errorf("error code %q; want upstream_error", code)
 	}
-	if !strings.Contains(f.logs.String(), `"aborted":true`) {
+	if !f.logs.waitFor(`"aborted":true`) {
 		t.Errorf("access log does not mark the request aborted:\n%s", f.logs)
 	}
 }
@@ -574,11 +585,15 @@ func TestInvoke_malformedEvents(t *testing.T) {
 	if n := len(up.requests()); n != 0 {
 		t.Errorf("upstream got %d requests from malformed events; want 0", n)
 	}
-	if strings.Contains(f.logs.String(), "sk-leaked") {
-		t.Errorf("logs repeat a query value:\n%s", f.logs)
-	}
 	if r := f.invoke(t, fixture(t, "apigw_chat.json")); r.StatusCode != 200 {
 		t.Errorf("valid event after malformed ones: status %d; want 200", r.StatusCode)
+	}
+	// The valid request's access line is logged after every warning.
+	if !f.logs.waitFor(`"path":"/v1/chat/completions"`) || !strings.Contains(f.logs.String(), "invalid event") {
+		t.Errorf("logs lack the invalid-event warnings or the access line:\n%s", f.logs)
+	}
+	if strings.Contains(f.logs.String(), "sk-leaked") {
+		t.Errorf("logs repeat a query value:\n%s", f.logs)
 	}
 }
 
@@ -588,10 +603,10 @@ func TestLogs_neverCarrySecrets(t *testing.T) {
 	up := newUpstream(t)
 	f := startFunction(t, "OXY_TARGET="+up.URL, "OXY_LOG_LEVEL=debug")
 	f.invoke(t, fixture(t, "apigw_chat.json"))
-	logs := f.logs.String()
-	if !strings.Contains(logs, `"path":"/v1/chat/completions"`) {
-		t.Errorf("no access-log line for the request:\n%s", logs)
+	if !f.logs.waitFor(`"path":"/v1/chat/completions"`) {
+		t.Errorf("no access-log line for the request:\n%s", f.logs)
 	}
+	logs := f.logs.String()
 	for _, secret := range []string{"sk-test-secret-key", "cookie-secret-value", "scf-secret-key-value",
 		"scf-session-token-value", "gpt-4o-mini", "__cf_bm=one", "2024-02-01"} {
 		if strings.Contains(logs, secret) {
