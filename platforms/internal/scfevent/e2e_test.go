@@ -535,7 +535,7 @@ func TestInvoke_replyOver6MBIsAnError(t *testing.T) {
 }
 
 func TestInvoke_upstreamUnreachable(t *testing.T) {
-	f := startFunction(t, "OXY_TARGET=http://127.0.0.1:"+closedPort(t))
+	f := startFunction(t, "OXY_TARGET=http://127.0.0.1:"+freePort(t)) // nothing listens there
 	r := f.invoke(t, fixture(t, "apigw_chat.json"))
 	if r.StatusCode != http.StatusBadGateway {
 		t.Fatalf("reply status %d; want 502", r.StatusCode)
@@ -544,8 +544,6 @@ func TestInvoke_upstreamUnreachable(t *testing.T) {
 		t.Errorf("error code %q; want upstream_unreachable", code)
 	}
 }
-
-func closedPort(t *testing.T) string { return freePort(t) }
 
 // A malformed event gets an OpenAI-shaped 400 reply; the process keeps
 // running and serves the next event.
@@ -622,6 +620,25 @@ func TestVersionFlag(t *testing.T) {
 	}
 	if !strings.HasPrefix(string(out), "chatgpt_reverse_proxy "+testVersion+" ") {
 		t.Errorf("-version printed %q; want chatgpt_reverse_proxy %s ...", out, testVersion)
+	}
+}
+
+func TestHelpFlag(t *testing.T) {
+	cmd := exec.Command(binary, "-h")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("-h: %v; want exit 0", err)
+	}
+	for _, want := range []string{"tencent scf event function", "OXY_TARGET", "_LAMBDA_SERVER_PORT"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, &stderr)
+		}
+	}
+	err := exec.Command(binary, "-no-such-flag").Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Errorf("bad flag: %v; want exit status 2", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/tencentyun/scf-go-lib/cloudfunction"
 	"github.com/tencentyun/scf-go-lib/functioncontext"
 )
 
@@ -24,6 +25,8 @@ type Handler struct {
 	// server marks requests as served by an HTTP server; see Invoke.
 	server *http.Server
 }
+
+var _ cloudfunction.Handler = (*Handler)(nil)
 
 // NewHandler returns a Handler serving next (normally core.New's proxy).
 func NewHandler(next http.Handler, logger *slog.Logger) *Handler {

@@ -3,7 +3,6 @@ package scfevent
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net"
 	"net/rpc"
@@ -161,7 +160,3 @@ func Serve(ctx context.Context, ln net.Listener, handler cloudfunction.Handler, 
 	logger.Info("stopped")
 	return nil
 }
-
-// errNoPort reports that the binary was started outside the SCF Go runtime.
-var errNoPort = errors.New("_LAMBDA_SERVER_PORT is not set: this build runs as a Tencent SCF event function " +
-	"(Go runtime), which sets it; use the server build elsewhere")

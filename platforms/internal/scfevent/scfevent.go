@@ -98,6 +98,10 @@ func Run(ctx context.Context, args []string, lookup core.LookupFunc, environ []s
 	return Serve(ctx, ln, NewHandler(core.New(cfg, logger, nil), logger), cfg.ShutdownGrace, logger)
 }
 
+// errNoPort reports that the binary was started outside the SCF Go runtime.
+var errNoPort = errors.New("_LAMBDA_SERVER_PORT is not set: this build runs as a Tencent SCF event function " +
+	"(Go runtime), which sets it; use the server build elsewhere")
+
 // runtimePort returns the port the SCF Go runtime calls, as scf-go-lib reads it.
 func runtimePort(lookup core.LookupFunc) (string, error) {
 	v, ok := lookup("_LAMBDA_SERVER_PORT")
