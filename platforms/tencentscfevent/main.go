@@ -1,0 +1,11 @@
+// Command chatgpt_reverse_proxy, Tencent Cloud SCF event function build: the
+// proxy answering API gateway and function-URL events through the SCF Go
+// runtime (scf-go-lib's net/rpc protocol), one buffered reply per request.
+// Deploy it as the binary `main` of a Go event function.
+package main
+
+import "github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfevent"
+
+func main() {
+	scfevent.Main()
+}
