@@ -78,4 +78,3 @@ func (p *testProxy) logLines() []string {
 	}
 	return out
 }
-
