@@ -103,13 +103,7 @@ func Serve(ctx context.Context, cfg core.Config, logger *slog.Logger, h http.Han
 	if err != nil {
 		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-	}
+	srv := newServer(logger, h)
 	logger.Info("listening", "addr", ln.Addr().String(), "target", cfg.Target.String(), "version", core.VersionString())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -127,6 +121,18 @@ func Serve(ctx context.Context, cfg core.Config, logger *slog.Logger, h http.Han
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// newServer returns the HTTP server for h, with limits against slow and
+// oversized request headers.
+func newServer(logger *slog.Logger, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
 }
 
 // Usage prints the flags and every setting with its default.
