@@ -384,3 +384,15 @@ func TestProxy_connectionsAreReusedUnderConcurrency(t *testing.T) {
 		t.Errorf("%d new upstream connections for %d requests from %d clients; want at most %d", n, clients*perClient, clients, clients*2)
 	}
 }
+
+func TestProxy_noAcceptEncodingAddedByTheProxy(t *testing.T) {
+	got := make(chan seen, 1)
+	p := newTestProxy(t, recordingUpstream(got, 200, nil, []byte("plain")), "", nil)
+	res := rawRequest(t, p.URL, "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+	res.Body.Close()
+	// With the transport's own compression on, the upstream would be asked
+	// for gzip and the body decoded in between: not a pass-through.
+	if s := <-got; s.Header.Get("Accept-Encoding") != "" {
+		t.Errorf("upstream got Accept-Encoding %q; the client sent none", s.Header.Get("Accept-Encoding"))
+	}
+}
