@@ -3,13 +3,16 @@ package main
 import (
 	"bufio"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const (
@@ -133,5 +136,93 @@ func TestBinary_sigtermGraceExpires(t *testing.T) {
 	}
 	if strings.Contains(string(rest), "[DONE]") {
 		t.Errorf("stream got [DONE] although the upstream never released it: %q", rest)
+	}
+}
+
+// newHeldWebSocket starts an upstream that accepts a WebSocket upgrade (the
+// Realtime API's GET /v1/realtime), sends one line, holds the connection
+// until release is called, then sends another line and closes. The proxy
+// copies upgraded connections byte for byte, so no WebSocket framing is needed.
+func newHeldWebSocket(t *testing.T) (srv *httptest.Server, release func()) {
+	t.Helper()
+	held := make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want a websocket upgrade", http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("upstream hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nfirst\n")
+		_ = brw.Flush()
+		<-held
+		_, _ = brw.WriteString("second\n")
+		_ = brw.Flush()
+	}))
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // runs before srv.Close
+	return srv, release
+}
+
+// TestBinary_sigtermLetsWebSocketFinish checks that an upgraded (WebSocket)
+// connection in flight at SIGTERM may finish within the grace period, like an
+// SSE stream: http.Server.Shutdown neither waits for nor closes hijacked
+// connections, so a server that returns when Shutdown does cuts every
+// Realtime session at once.
+func TestBinary_sigtermLetsWebSocketFinish(t *testing.T) {
+	up, release := newHeldWebSocket(t)
+	p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "90s"})
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * exitTimeout)) // a hang fails instead of stalling
+	_, err = io.WriteString(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: proxy.test\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer "+testAPIKey+"\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the upgrade response: %v", err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d; want 101", res.StatusCode)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("first line = %q, %v; want \"first\\n\"", line, err)
+	}
+
+	p.signal(t, syscall.SIGTERM)
+	if !waitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
+		t.Fatalf("still accepting connections after SIGTERM; stderr:\n%s", p.stderr)
+	}
+	// A server that does not wait for upgraded connections exits right
+	// after it stops accepting; a correct one cannot exit here at all.
+	if waitUntil(2*time.Second, p.exited) {
+		t.Fatalf("exited with %d while a WebSocket was in flight, within its 90s grace period; stderr:\n%s",
+			p.cmd.ProcessState.ExitCode(), p.stderr)
+	}
+	release()
+	if line, err := br.ReadString('\n'); err != nil || line != "second\n" {
+		t.Errorf("second line = %q, %v; want \"second\\n\"", line, err)
+	}
+	// The upstream closed the connection: the proxy passes the end on, and
+	// the client closes its side, as a WebSocket closing handshake ends.
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Errorf("after the second line: %q, %v; want a clean end", rest, err)
+	}
+	conn.Close()
+	if code := p.wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
 	}
 }
