@@ -27,6 +27,8 @@ func newHeldStream(t *testing.T) (srv *httptest.Server, release func()) {
 	t.Helper()
 	held := make(chan struct{})
 	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Like the API, read the whole request before answering.
+		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
 		_, _ = io.WriteString(w, "data: "+firstEvent+"\n\n")
 		_ = http.NewResponseController(w).Flush()
