@@ -3,3 +3,16 @@ module github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy
 go 1.26.8
 
 require github.com/tencentyun/scf-go-lib v0.0.0-20230904103145-13c9a7eeca80
+
+require (
+	github.com/openai/openai-go/v3 v3.98.0
+	github.com/sashabaranov/go-openai v1.43.0
+)
+
+require (
+	github.com/coder/websocket v1.8.15 // indirect
+	github.com/tidwall/gjson v1.20.0 // indirect
+	github.com/tidwall/match v1.1.1 // indirect
+	github.com/tidwall/pretty v1.2.1 // indirect
+	github.com/tidwall/sjson v1.2.5 // indirect
+)

@@ -72,6 +72,12 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 // ServeHTTP proxies r to the target, after the access checks (health route,
 // IP allow-list, CORS preflight, proxy key; see access.go).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Without full duplex, net/http discards and closes the rest of a request
+	// body once the first response bytes are written (golang/go#15527), while
+	// the upstream may still be reading it: an upstream that answers early
+	// would get a cut body and the client an aborted stream. Writers that are
+	// not net/http's (serverless adapters) do not support it and need not.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	if h.access.serveHealth(w, r) {
 		return
 	}

@@ -4,6 +4,9 @@ package main
 
 import "github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 
+// platform is the server build: no presets beyond the core's.
+var platform = serve.Platform{Name: "server"}
+
 func main() {
-	serve.Main(serve.Platform{Name: "server"})
+	serve.Main(platform)
 }

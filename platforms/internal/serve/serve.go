@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -103,7 +104,15 @@ func Serve(ctx context.Context, cfg core.Config, logger *slog.Logger, h http.Han
 	if err != nil {
 		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
 	}
-	srv := newServer(logger, h)
+	// Shutdown waits for idle connections only; a handler that took over its
+	// connection (a WebSocket upgrade, proxied until it ends) is tracked here
+	// so that it too gets the grace period.
+	var inflight sync.WaitGroup
+	srv := newServer(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		h.ServeHTTP(w, r)
+	}))
 	logger.Info("listening", "addr", ln.Addr().String(), "target", cfg.Target.String(), "version", core.VersionString())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -115,7 +124,17 @@ func Serve(ctx context.Context, cfg core.Config, logger *slog.Logger, h http.Han
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
+	err = srv.Shutdown(sctx)
+	if err == nil {
+		done := make(chan struct{})
+		go func() { inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			err = sctx.Err()
+		}
+	}
+	if err != nil {
 		logger.Warn("grace period over, closing remaining connections", "error", err)
 		_ = srv.Close()
 	}

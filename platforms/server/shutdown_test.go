@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	firstEvent  = `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"first"}}]}`
+	secondEvent = `{"id":"chatcmpl-1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"second"},"finish_reason":"stop"}]}`
+)
+
+// newHeldStream starts an upstream whose streamed answer sends one event and
+// then holds the stream open until release is called (or the proxy gives up
+// on it), then sends the rest.
+func newHeldStream(t *testing.T) (srv *httptest.Server, release func()) {
+	t.Helper()
+	held := make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Like the API, read the whole request before answering.
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: "+firstEvent+"\n\n")
+		_ = http.NewResponseController(w).Flush()
+		select {
+		case <-held:
+		case <-r.Context().Done():
+			return
+		}
+		_, _ = io.WriteString(w, "data: "+secondEvent+"\n\ndata: [DONE]\n\n")
+	}))
+	t.Cleanup(srv.Close)
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(release) // runs before srv.Close
+	return srv, release
+}
+
+// openStream posts a streamed chat request and returns the response after
+// reading its first event.
+func openStream(t *testing.T, base string) (*http.Response, *bufio.Reader) {
+	t.Helper()
+	body := `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	res, err := newClient(t).Post(base+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	t.Cleanup(func() { res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("status %d; want 200", res.StatusCode)
+	}
+	br := bufio.NewReader(res.Body)
+	if ev, err := readEvent(br); err != nil || ev != firstEvent {
+		t.Fatalf("first event = %q, %v; want %q", ev, err, firstEvent)
+	}
+	return res, br
+}
+
+// readEvent returns the data of the next Server-Sent Event.
+func readEvent(br *bufio.Reader) (string, error) {
+	var data string
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return data, err
+		}
+		line = strings.TrimRight(line, "\r\n")
+		switch {
+		case line == "" && data != "":
+			return data, nil
+		case strings.HasPrefix(line, "data: "):
+			data += strings.TrimPrefix(line, "data: ")
+		}
+	}
+}
+
+// TestBinary_signalLetsStreamFinish checks that on SIGTERM or SIGINT the
+// server stops accepting connections, lets an in-flight stream finish, and
+// then exits 0 without waiting out the grace period.
+func TestBinary_signalLetsStreamFinish(t *testing.T) {
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			up, release := newHeldStream(t)
+			// A grace period longer than the exit timeout below: a server
+			// that waited it out instead of exiting when the stream ended
+			// fails the test.
+			p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "90s"})
+			_, br := openStream(t, p.base())
+
+			p.signal(t, sig)
+			if !waitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
+				t.Fatalf("still accepting connections after %v; stderr:\n%s", sig, p.stderr)
+			}
+			if p.exited() {
+				t.Fatalf("exited with %d while a stream was in flight; stderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr)
+			}
+
+			release()
+			rest, err := io.ReadAll(br)
+			if err != nil {
+				t.Errorf("reading the rest of the stream: %v; got %q", err, rest)
+			}
+			if want := "data: " + secondEvent + "\n\ndata: [DONE]\n\n"; string(rest) != want {
+				t.Errorf("rest of the stream = %q; want %q", rest, want)
+			}
+			if code := p.wait(t, exitTimeout); code != 0 {
+				t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+			}
+		})
+	}
+}
+
+// TestBinary_sigtermGraceExpires checks that a stream still running when the
+// grace period ends is cut (the client sees an incomplete response, not a
+// clean end) and the server still exits 0.
+func TestBinary_sigtermGraceExpires(t *testing.T) {
+	up, _ := newHeldStream(t)
+	p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "1s"})
+	_, br := openStream(t, p.base())
+
+	p.signal(t, syscall.SIGTERM)
+	if code := p.wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+	}
+	rest, err := io.ReadAll(br)
+	if err == nil {
+		t.Errorf("stream ended cleanly after the grace period; want an error (got %q)", rest)
+	}
+	if strings.Contains(string(rest), "[DONE]") {
+		t.Errorf("stream got [DONE] although the upstream never released it: %q", rest)
+	}
+}
+
+// newHeldWebSocket starts an upstream that accepts a WebSocket upgrade (the
+// Realtime API's GET /v1/realtime), sends one line, holds the connection
+// until release is called, then sends another line and closes. The proxy
+// copies upgraded connections byte for byte, so no WebSocket framing is needed.
+func newHeldWebSocket(t *testing.T) (srv *httptest.Server, release func()) {
+	t.Helper()
+	held := make(chan struct{})
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want a websocket upgrade", http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("upstream hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nfirst\n")
+		_ = brw.Flush()
+		<-held
+		_, _ = brw.WriteString("second\n")
+		_ = brw.Flush()
+	}))
+	var once sync.Once
+	release = func() { once.Do(func() { close(held) }) }
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // runs before srv.Close
+	return srv, release
+}
+
+// TestBinary_sigtermLetsWebSocketFinish checks that an upgraded (WebSocket)
+// connection in flight at SIGTERM may finish within the grace period, like an
+// SSE stream: http.Server.Shutdown neither waits for nor closes hijacked
+// connections, so a server that returns when Shutdown does cuts every
+// Realtime session at once.
+func TestBinary_sigtermLetsWebSocketFinish(t *testing.T) {
+	up, release := newHeldWebSocket(t)
+	p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "90s"})
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(2 * exitTimeout)) // a hang fails instead of stalling
+	_, err = io.WriteString(conn, "GET /v1/realtime?model=gpt-realtime HTTP/1.1\r\nHost: proxy.test\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer "+testAPIKey+"\r\n\r\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the upgrade response: %v", err)
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("status %d; want 101", res.StatusCode)
+	}
+	if line, err := br.ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("first line = %q, %v; want \"first\\n\"", line, err)
+	}
+
+	p.signal(t, syscall.SIGTERM)
+	if !waitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
+		t.Fatalf("still accepting connections after SIGTERM; stderr:\n%s", p.stderr)
+	}
+	// A server that does not wait for upgraded connections exits right
+	// after it stops accepting; a correct one cannot exit here at all.
+	if waitUntil(2*time.Second, p.exited) {
+		t.Fatalf("exited with %d while a WebSocket was in flight, within its 90s grace period; stderr:\n%s",
+			p.cmd.ProcessState.ExitCode(), p.stderr)
+	}
+	release()
+	if line, err := br.ReadString('\n'); err != nil || line != "second\n" {
+		t.Errorf("second line = %q, %v; want \"second\\n\"", line, err)
+	}
+	// The upstream closed the connection: the proxy passes the end on, and
+	// the client closes its side, as a WebSocket closing handshake ends.
+	if rest, err := io.ReadAll(br); err != nil || len(rest) != 0 {
+		t.Errorf("after the second line: %q, %v; want a clean end", rest, err)
+	}
+	conn.Close()
+	if code := p.wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+	}
+}
