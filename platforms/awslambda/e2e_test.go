@@ -1,0 +1,442 @@
+//go:build unix
+
+package main
+
+// End-to-end tests of the built bootstrap binary: buffered mode under the
+// real AWS Lambda Runtime Interface Emulator, and response streaming under a
+// fake Runtime API (the emulator buffers every response). The emulator is
+// built from the Go module proxy on first use.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// riePackage is the pinned emulator (see PLATFORMS.md).
+const riePackage = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
+
+var toolDir = sync.OnceValues(func() (string, error) { return os.MkdirTemp("", "awslambda-e2e-") })
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if dir, err := toolDir(); err == nil {
+		_ = os.RemoveAll(dir)
+	}
+	os.Exit(code)
+}
+
+// goTool runs the go command with extra environment.
+func goTool(env []string, args ...string) error {
+	cmd := exec.Command("go", args...)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// The bootstrap as the README builds it (for this machine's OS and arch).
+var buildBootstrap = sync.OnceValues(func() (string, error) {
+	dir, err := toolDir()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, "bootstrap")
+	return out, goTool([]string{"CGO_ENABLED=0"}, "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, ".")
+})
+
+var buildRIE = sync.OnceValues(func() (string, error) {
+	dir, err := toolDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "aws-lambda-rie"), goTool([]string{"GOBIN=" + dir, "CGO_ENABLED=0"}, "install", riePackage)
+})
+
+func tool(t *testing.T, build func() (string, error)) string {
+	t.Helper()
+	path, err := build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// freeAddr returns a 127.0.0.1 address that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// syncBuffer collects a child's output for the test log.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs a command in its own process group with only the given
+// environment (no OXY_* from the developer's shell), and kills the group at
+// the end of the test, logging the output if the test failed.
+func start(t *testing.T, env []string, name string, args ...string) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	cmd.Dir = t.TempDir()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
+		}
+	})
+}
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "internal", "lambdafn", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// startRIE runs the bootstrap under the emulator and returns its invoke URL.
+func startRIE(t *testing.T, env ...string) string {
+	t.Helper()
+	rie, bootstrap := tool(t, buildRIE), tool(t, buildBootstrap)
+	addr, apiAddr := freeAddr(t), freeAddr(t)
+	start(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("emulator not listening on %s", addr)
+		}
+	}
+	return "http://" + addr + "/2015-03-31/functions/function/invocations"
+}
+
+// urlResponse is a buffered function URL reply.
+type urlResponse struct {
+	StatusCode      int               `json:"statusCode"`
+	Headers         map[string]string `json:"headers"`
+	Body            string            `json:"body"`
+	IsBase64Encoded bool              `json:"isBase64Encoded"`
+	Cookies         []string          `json:"cookies"`
+}
+
+func invokeRIE(t *testing.T, url string, event []byte) urlResponse {
+	t.Helper()
+	res, err := http.Post(url, "application/json", bytes.NewReader(event))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	out, _ := io.ReadAll(res.Body)
+	var r urlResponse
+	if err := json.Unmarshal(out, &r); err != nil || r.StatusCode == 0 {
+		t.Fatalf("emulator answered %d %q; want a function URL reply", res.StatusCode, out)
+	}
+	return r
+}
+
+// errorCode returns the code of an OpenAI-shaped error body.
+func errorCode(body string) string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal([]byte(body), &e)
+	return e.Error.Code
+}
+
+func TestE2E_bufferedUnderEmulator(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var got *http.Request
+	var gotBody []byte
+	var reply http.HandlerFunc
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got, gotBody = r, body
+		h := reply
+		mu.Unlock()
+		h(w, r)
+	}))
+	t.Cleanup(up.Close)
+	setReply := func(h http.HandlerFunc) { mu.Lock(); reply = h; mu.Unlock() }
+	url := startRIE(t, "OXY_TARGET="+up.URL)
+
+	t.Run("request and reply", func(t *testing.T) {
+		setReply(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Add("Set-Cookie", "__cf_bm=one; Path=/")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"chatcmpl-1"}`)
+		})
+		res := invokeRIE(t, url, fixture(t, "chat-completions.json"))
+		if res.StatusCode != 201 || res.Body != `{"id":"chatcmpl-1"}` || len(res.Cookies) != 1 {
+			t.Errorf("reply = %+v; want 201, the upstream body and its cookie", res)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if got.Method != "POST" || got.RequestURI != "/v1/chat/completions?api-version=2024-06-01&x=a%2Fb;c" {
+			t.Errorf("upstream got %s %s", got.Method, got.RequestURI)
+		}
+		if got.Header.Get("Authorization") != "Bearer sk-test-key" || string(gotBody) != `{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}` {
+			t.Errorf("upstream got Authorization %q, body %q", got.Header.Get("Authorization"), gotBody)
+		}
+		for name := range got.Header {
+			l := strings.ToLower(name)
+			if strings.HasPrefix(l, "x-amzn-") || strings.HasPrefix(l, "x-forwarded-") || strings.HasPrefix(l, "x-golambdaproxy-") || l == "cookie" {
+				t.Errorf("upstream got %s", name)
+			}
+		}
+	})
+
+	t.Run("binary body", func(t *testing.T) {
+		bin := []byte("\x00\xff\xfe binary \x80")
+		setReply(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(bin) })
+		res := invokeRIE(t, url, fixture(t, "binary-body-base64.json"))
+		body, _ := base64.StdEncoding.DecodeString(res.Body)
+		if !res.IsBase64Encoded || !bytes.Equal(body, bin) {
+			t.Errorf("reply = %+v; want the binary body base64-encoded", res)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(gotBody) != 266 || gotBody[255] != 0xff {
+			t.Errorf("upstream body %q; want the decoded 266 bytes", gotBody)
+		}
+	})
+
+	// The emulator, like Lambda, refuses replies over 6 MB; the client must
+	// get a JSON error that says what to do, not a platform failure.
+	t.Run("reply over 6 MB", func(t *testing.T) {
+		setReply(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write(bytes.Repeat([]byte("a"), 7<<20))
+		})
+		res := invokeRIE(t, url, fixture(t, "chat-completions.json"))
+		if res.StatusCode != 502 || errorCode(res.Body) != "response_too_large" {
+			t.Errorf("reply = %d %q; want 502 response_too_large", res.StatusCode, res.Body)
+		}
+	})
+}
+
+// With a 2 s function timeout and an upstream that never answers, the client
+// gets a 504 JSON error from the function, not the platform's timeout.
+func TestE2E_bufferedDeadlineUnderEmulator(t *testing.T) {
+	t.Parallel()
+	done := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-done:
+		}
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { close(done) })
+	url := startRIE(t, "OXY_TARGET="+up.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=2")
+	res := invokeRIE(t, url, fixture(t, "chat-completions.json"))
+	if res.StatusCode != 504 || errorCode(res.Body) != "upstream_timeout" {
+		t.Errorf("reply = %d %q; want 504 upstream_timeout", res.StatusCode, res.Body)
+	}
+}
+
+// fakeRuntime is a minimal Lambda Runtime API
+// (https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) that hands
+// out one function URL event and relays the streamed response body to the
+// test as it arrives, since the emulator buffers it.
+type fakeRuntime struct {
+	event     []byte
+	deadline  time.Time
+	mu        sync.Mutex
+	handedOut bool
+	body      *io.PipeWriter
+	// errType is the Lambda-Runtime-Function-Error-Type trailer, if any.
+	errType chan string
+	done    chan struct{}
+}
+
+func (f *fakeRuntime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	const prefix = "/2018-06-01/runtime/invocation/"
+	switch {
+	case r.Method == "GET" && r.URL.Path == prefix+"next":
+		f.mu.Lock()
+		first := !f.handedOut
+		f.handedOut = true
+		f.mu.Unlock()
+		if !first {
+			select { // no second invocation
+			case <-r.Context().Done():
+			case <-f.done:
+			}
+			return
+		}
+		w.Header().Set("Lambda-Runtime-Aws-Request-Id", "inv-1")
+		w.Header().Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(f.deadline.UnixMilli(), 10))
+		w.Header().Set("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:proxy")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(f.event)
+	case r.Method == "POST" && r.URL.Path == prefix+"inv-1/response":
+		_, err := io.Copy(f.body, r.Body) // each chunk as it arrives
+		f.errType <- r.Trailer.Get("Lambda-Runtime-Function-Error-Type")
+		_ = f.body.CloseWithError(err)
+		w.WriteHeader(http.StatusAccepted)
+	default:
+		body, _ := io.ReadAll(r.Body)
+		_ = f.body.CloseWithError(fmt.Errorf("unexpected %s %s: %s", r.Method, r.URL.Path, body))
+		w.WriteHeader(http.StatusAccepted)
+	}
+}
+
+// startStreaming runs the bootstrap in response_stream mode against a fake
+// Runtime API serving one event, and returns the relayed response stream.
+func startStreaming(t *testing.T, target string, event []byte) (*bufio.Reader, *fakeRuntime) {
+	t.Helper()
+	bootstrap := tool(t, buildBootstrap)
+	pr, pw := io.Pipe()
+	f := &fakeRuntime{event: event, deadline: time.Now().Add(5 * time.Minute), body: pw,
+		errType: make(chan string, 1), done: make(chan struct{})}
+	api := httptest.NewServer(f)
+	t.Cleanup(api.Close)
+	t.Cleanup(func() { close(f.done); _ = pr.Close() })
+	start(t, []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
+		"OXY_TARGET=" + target, "OXY_LAMBDA_INVOKE_MODE=response_stream"}, bootstrap)
+	return bufio.NewReader(pr), f
+}
+
+// readPrelude reads the streamed reply's JSON prelude and its 8 NUL bytes.
+func readPrelude(t *testing.T, r *bufio.Reader) (status int, headers map[string]string) {
+	t.Helper()
+	var head []byte
+	for !bytes.HasSuffix(head, make([]byte, 8)) {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading prelude %q: %v", head, err)
+		}
+		head = append(head, b)
+	}
+	var p struct {
+		StatusCode int               `json:"statusCode"`
+		Headers    map[string]string `json:"headers"`
+	}
+	if err := json.Unmarshal(head[:len(head)-8], &p); err != nil {
+		t.Fatalf("prelude %q: %v", head, err)
+	}
+	return p.StatusCode, p.Headers
+}
+
+// Each SSE event must reach the Runtime API while the upstream is still
+// holding back the next one: the stream is incremental, not one burst.
+func TestE2E_streamingIncremental(t *testing.T) {
+	t.Parallel()
+	const events = 3
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range events {
+			if i > 0 {
+				select {
+				case <-release:
+				case <-r.Context().Done():
+					return
+				}
+			}
+			fmt.Fprintf(w, "data: {\"n\":%d}\n\n", i)
+			http.NewResponseController(w).Flush()
+		}
+		_, _ = io.WriteString(w, "data: [DONE]\n\n")
+	}))
+	t.Cleanup(up.Close)
+	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
+	status, headers := readPrelude(t, r)
+	if status != 200 || headers["Content-Type"] != "text/event-stream" {
+		t.Errorf("prelude %d %v; want 200 text/event-stream", status, headers)
+	}
+	for i := range events {
+		line, err := r.ReadString('\n')
+		if want := fmt.Sprintf("data: {\"n\":%d}\n", i); err != nil || line != want {
+			t.Fatalf("event %d = %q, %v; want %q before the upstream sends the next", i, line, err, want)
+		}
+		if _, err := r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+		if i < events-1 {
+			release <- struct{}{} // only now may the upstream send the next event
+		}
+	}
+	rest, err := io.ReadAll(r)
+	if err != nil || string(rest) != "data: [DONE]\n\n" {
+		t.Errorf("rest = %q, %v", rest, err)
+	}
+	if e := <-f.errType; e != "" {
+		t.Errorf("function error %q; want none", e)
+	}
+}
+
+// An upstream that dies mid-stream must show as a failed invocation (the
+// runtime's error trailer), not a stream that ended cleanly; the function
+// survives (no panic reaches the runtime).
+func TestE2E_streamingUpstreamAbort(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: one\n\n")
+		http.NewResponseController(w).Flush()
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+		}
+	}))
+	t.Cleanup(up.Close)
+	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
+	readPrelude(t, r)
+	body, _ := io.ReadAll(r)
+	if string(body) != "data: one\n\n" {
+		t.Errorf("body = %q", body)
+	}
+	if e := <-f.errType; e == "" {
+		t.Error("no Lambda-Runtime-Function-Error-Type trailer; want the aborted stream reported")
+	}
+}
