@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -438,5 +439,22 @@ func TestE2E_streamingUpstreamAbort(t *testing.T) {
 	}
 	if e := <-f.errType; e == "" {
 		t.Error("no Lambda-Runtime-Function-Error-Type trailer; want the aborted stream reported")
+	}
+}
+
+// A bad setting stops the bootstrap before it asks for an invocation, with a
+// message naming the setting, so Lambda reports an init error.
+func TestE2E_badSettingStopsStartup(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(tool(t, buildBootstrap))
+	cmd.Env = []string{"OXY_LAMBDA_INVOKE_MODE=stream", "AWS_LAMBDA_RUNTIME_API=127.0.0.1:1"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit: %v; want status 1", err)
+	}
+	if want := `chatgpt_reverse_proxy: error: invalid configuration:
+  OXY_LAMBDA_INVOKE_MODE="stream": must be buffered or response_stream`; !strings.HasPrefix(string(out), want) {
+		t.Errorf("output %q; want it to start with %q", out, want)
 	}
 }
