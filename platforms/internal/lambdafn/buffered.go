@@ -83,6 +83,11 @@ func (b *Buffered) Invoke(ctx context.Context, ev events.APIGatewayV2HTTPRequest
 		b.logger.Warn("no response", "error", err)
 		return errorResponse(failure(ctx, http.ErrAbortHandler)), nil
 	}
+	for k := range res.Headers {
+		if isTrailer(k) {
+			delete(res.Headers, k)
+		}
+	}
 	if n := encodedSize(res); n > MaxBufferedResponse {
 		b.logger.Warn("response too large for a buffered function URL", "bytes", n, "limit_bytes", MaxBufferedResponse)
 		return errorResponse(errResponseTooLarge), nil

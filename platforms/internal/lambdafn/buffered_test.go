@@ -236,3 +236,25 @@ func TestBuffered_forwardClientIP(t *testing.T) {
 		t.Errorf("upstream X-Forwarded-For = %q; want [203.0.113.7]", got)
 	}
 }
+
+func trailerUpstream(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Trailer", "X-Usage")
+	_, _ = io.WriteString(w, "ok")
+	w.Header().Set("X-Usage", "42")
+}
+
+// A function URL reply has no trailers: neither the announcement nor the
+// reverse proxy's "Trailer:" entries may appear as headers.
+func TestBuffered_noTrailerHeaders(t *testing.T) {
+	t.Parallel()
+	_, up := upstream(t, trailerUpstream)
+	res := invokeBuffered(t, context.Background(), up.URL, fixture(t, "chat-completions.json"), nil)
+	for k := range res.Headers {
+		if isTrailer(k) {
+			t.Errorf("reply header %s: %q", k, res.Headers[k])
+		}
+	}
+	if res.Body != "ok" {
+		t.Errorf("body %q; want ok", res.Body)
+	}
+}

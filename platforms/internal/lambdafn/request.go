@@ -62,6 +62,14 @@ func (e event) apply(r *http.Request) {
 	}
 }
 
+// isTrailer reports whether a response header name is about HTTP trailers:
+// the Trailer announcement, or a trailer the reverse proxy adds to the header
+// map after the body ("Trailer:Name"). A function URL reply has no trailers,
+// so neither is passed on.
+func isTrailer(name string) bool {
+	return strings.EqualFold(name, "Trailer") || strings.HasPrefix(name, http.TrailerPrefix)
+}
+
 // Deadline margins. Lambda stops the function at the invocation's deadline,
 // and the client then gets a bare 502 from the function URL. The proxy
 // cancels the upstream request this long before it, which leaves time to

@@ -197,7 +197,8 @@ func (w *streamWriter) sent() bool {
 }
 
 // sendHeader fixes the status and a copy of the headers (the reverse proxy
-// adds trailers to the header map later), then releases Invoke.
+// adds trailers to the header map later, and the copy stays unshared), then
+// releases Invoke.
 func (w *streamWriter) sendHeader(code int) {
 	w.once.Do(func() {
 		w.status = code
@@ -207,7 +208,7 @@ func (w *streamWriter) sendHeader(code int) {
 				w.cookies = append([]string(nil), v...)
 				continue
 			}
-			if !strings.HasPrefix(k, http.TrailerPrefix) {
+			if !isTrailer(k) {
 				w.prelude[k] = strings.Join(v, ",")
 			}
 		}

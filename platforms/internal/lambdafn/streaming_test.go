@@ -319,3 +319,18 @@ func TestSetup_flagsAndUnknownSettings(t *testing.T) {
 		t.Errorf("misspelt setting: err %v", err)
 	}
 }
+
+func TestStreaming_noTrailerHeaders(t *testing.T) {
+	t.Parallel()
+	_, up := upstream(t, trailerUpstream)
+	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "chat-completions.json"))
+	p := readPrelude(t, r)
+	for k := range p.Headers {
+		if isTrailer(k) {
+			t.Errorf("prelude header %s: %q", k, p.Headers[k])
+		}
+	}
+	if body, err := io.ReadAll(r); string(body) != "ok" || err != nil {
+		t.Errorf("body %q, %v; want ok", body, err)
+	}
+}
