@@ -75,7 +75,7 @@ func (s *Streaming) serve(cancel context.CancelFunc, w *streamWriter, r *http.Re
 			logPanic(s.logger, p, debug.Stack())
 		}
 		switch {
-		case !w.sent() && (p != nil || !w.wrote):
+		case !w.sent(): // a panic, or a handler that wrote nothing
 			clear(w.header) // partial upstream headers
 			core.WriteError(w, failure(r.Context(), orAbort(p)))
 		case p != nil:
@@ -91,6 +91,7 @@ func (s *Streaming) serve(cancel context.CancelFunc, w *streamWriter, r *http.Re
 	s.next.ServeHTTP(w, r)
 }
 
+// orAbort treats a handler that wrote nothing like an aborted response.
 func orAbort(p any) any {
 	if p == nil {
 		return http.ErrAbortHandler
@@ -158,7 +159,6 @@ type streamWriter struct {
 	body   pipeWriter
 	ready  chan struct{}
 	once   sync.Once
-	wrote  bool // WriteHeader or Write called
 
 	// Set once, before ready is closed.
 	status  int
@@ -174,12 +174,10 @@ func (w *streamWriter) WriteHeader(code int) {
 	if code < http.StatusOK {
 		return
 	}
-	w.wrote = true
 	w.sendHeader(code)
 }
 
 func (w *streamWriter) Write(p []byte) (int, error) {
-	w.wrote = true
 	w.sendHeader(http.StatusOK)
 	return w.body.Write(p)
 }
