@@ -265,8 +265,9 @@ func TestE2E_bufferedUnderEmulator(t *testing.T) {
 	})
 }
 
-// With a 2 s function timeout and an upstream that never answers, the client
-// gets a 504 JSON error from the function, not the platform's timeout.
+// With a 5 s function timeout and an upstream that never answers, the proxy
+// answers 500 ms before the emulator would stop it: the client gets a 504
+// JSON error from the function, not the platform's timeout.
 func TestE2E_bufferedDeadlineUnderEmulator(t *testing.T) {
 	t.Parallel()
 	done := make(chan struct{})
@@ -278,7 +279,7 @@ func TestE2E_bufferedDeadlineUnderEmulator(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	t.Cleanup(func() { close(done) })
-	url := startRIE(t, "OXY_TARGET="+up.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=2")
+	url := startRIE(t, "OXY_TARGET="+up.URL, "AWS_LAMBDA_FUNCTION_TIMEOUT=5")
 	res := invokeRIE(t, url, fixture(t, "chat-completions.json"))
 	if res.StatusCode != 504 || errorCode(res.Body) != "upstream_timeout" {
 		t.Errorf("reply = %d %q; want 504 upstream_timeout", res.StatusCode, res.Body)

@@ -197,7 +197,7 @@ func TestBuffered_deadline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			_, up := upstream(t, tt.reply(t))
-			ctx := deadlineCtx(t, 2*time.Second)
+			ctx := deadlineCtx(t, 3*time.Second)
 			res := invokeBuffered(t, ctx, up.URL, fixture(t, "chat-completions.json"), nil)
 			if ctx.Err() != nil {
 				t.Error("answered after the invocation deadline; want before it")

@@ -191,7 +191,7 @@ func TestStreaming_deadline(t *testing.T) {
 	t.Run("before the response headers", func(t *testing.T) {
 		t.Parallel()
 		_, up := upstream(t, func(w http.ResponseWriter, r *http.Request) { hangUntilDone(t, r) })
-		ctx := deadlineCtx(t, 2*time.Second)
+		ctx := deadlineCtx(t, 3*time.Second)
 		r := invokeStreaming(t, ctx, up.URL, urlEvent(t, "chat-completions.json"))
 		p := readPrelude(t, r)
 		body, _ := io.ReadAll(r)
@@ -210,7 +210,7 @@ func TestStreaming_deadline(t *testing.T) {
 			http.NewResponseController(w).Flush()
 			hangUntilDone(t, r)
 		})
-		ctx := deadlineCtx(t, 2*time.Second)
+		ctx := deadlineCtx(t, 3*time.Second)
 		r := invokeStreaming(t, ctx, up.URL, urlEvent(t, "chat-completions.json"))
 		readPrelude(t, r)
 		body, err := io.ReadAll(r)
