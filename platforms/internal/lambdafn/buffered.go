@@ -58,19 +58,18 @@ type invocationKey struct{}
 func (b *Buffered) Invoke(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 	ctx, cancel := withInvocationDeadline(ctx)
 	defer cancel()
-	inv := &invocation{event: event{
-		rawPath:  ev.RawPath,
-		rawQuery: ev.RawQueryString,
-		headers:  ev.Headers,
-		cookies:  ev.Cookies,
-		sourceIP: ev.RequestContext.HTTP.SourceIP,
-	}}
+	inv := &invocation{event: apiGatewayEvent(ev)}
+	// Refuse what the adapter would refuse, before it logs the URL.
+	if _, err := inv.event.newRequest(); err != nil {
+		b.logger.Warn("invalid function URL event", "error", err)
+		return errorResponse(errBadEvent), nil
+	}
 	ctx = context.WithValue(ctx, invocationKey{}, inv)
 	ctx = serveAborting(ctx, b.server)
 	res, err := b.adapter.ProxyWithContext(ctx, ev)
 	switch {
 	case err != nil && !inv.served:
-		b.logger.Warn("invalid function URL event", "error", err)
+		b.logger.Warn("invalid function URL event")
 		return errorResponse(errBadEvent), nil
 	case inv.tooLarge:
 		b.logger.Warn("response too large for a buffered function URL", "limit_bytes", MaxBufferedResponse)

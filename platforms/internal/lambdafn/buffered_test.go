@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -256,5 +257,28 @@ func TestBuffered_noTrailerHeaders(t *testing.T) {
 	}
 	if res.Body != "ok" {
 		t.Errorf("body %q; want ok", res.Body)
+	}
+}
+
+// An event whose URL cannot be parsed gets a 400, and the log never quotes
+// the URL: its query can carry a key.
+func TestBuffered_badURLNotLogged(t *testing.T) {
+	t.Parallel()
+	var log bytes.Buffer
+	b := NewBuffered(http.NotFoundHandler(), slog.New(slog.NewTextHandler(&log, nil)))
+	var ev events.APIGatewayV2HTTPRequest
+	if err := json.Unmarshal(fixture(t, "chat-completions.json"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.RawPath, ev.RawQueryString = "/v1/%zz", "key=sk-secret"
+	res, err := b.Invoke(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := apiError(t, []byte(res.Body)); res.StatusCode != 400 || e.Code != "invalid_request" {
+		t.Errorf("reply %d %+v; want 400 invalid_request", res.StatusCode, e)
+	}
+	if strings.Contains(log.String(), "sk-secret") || !strings.Contains(log.String(), "invalid function URL event") {
+		t.Errorf("log %q; want the refusal without the query", log.String())
 	}
 }

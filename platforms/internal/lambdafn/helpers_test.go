@@ -30,7 +30,7 @@ func fixture(t *testing.T, name string) []byte {
 }
 
 // urlEvent decodes a fixture as the streaming handler's event type.
-func urlEvent(t *testing.T, name string) *events.LambdaFunctionURLRequest {
+func loadURLEvent(t *testing.T, name string) *events.LambdaFunctionURLRequest {
 	t.Helper()
 	var ev events.LambdaFunctionURLRequest
 	if err := json.Unmarshal(fixture(t, name), &ev); err != nil {

@@ -1,12 +1,18 @@
 package lambdafn
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/base64"
+	"errors"
 	"net"
 	"net/http"
 	"net/textproto"
 	"strings"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 )
@@ -15,11 +21,71 @@ import (
 // the HTTP request; both invoke modes fill it from their own event type.
 // https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads
 type event struct {
+	method   string
+	domain   string
 	rawPath  string
 	rawQuery string
 	headers  map[string]string
 	cookies  []string
+	body     string
+	base64   bool
 	sourceIP string
+}
+
+func urlEvent(ev *events.LambdaFunctionURLRequest) event {
+	return event{
+		method:   ev.RequestContext.HTTP.Method,
+		domain:   ev.RequestContext.DomainName,
+		rawPath:  cmp.Or(ev.RawPath, ev.RequestContext.HTTP.Path),
+		rawQuery: ev.RawQueryString,
+		headers:  ev.Headers,
+		cookies:  ev.Cookies,
+		body:     ev.Body,
+		base64:   ev.IsBase64Encoded,
+		sourceIP: ev.RequestContext.HTTP.SourceIP,
+	}
+}
+
+func apiGatewayEvent(ev events.APIGatewayV2HTTPRequest) event {
+	return event{
+		method:   ev.RequestContext.HTTP.Method,
+		domain:   ev.RequestContext.DomainName,
+		rawPath:  cmp.Or(ev.RawPath, ev.RequestContext.HTTP.Path),
+		rawQuery: ev.RawQueryString,
+		headers:  ev.Headers,
+		cookies:  ev.Cookies,
+		body:     ev.Body,
+		base64:   ev.IsBase64Encoded,
+		sourceIP: ev.RequestContext.HTTP.SourceIP,
+	}
+}
+
+// Reasons an event is refused. They never quote the URL: its query may carry
+// a key.
+var (
+	errBodyNotBase64 = errors.New("body is not valid base64")
+	errBadTarget     = errors.New("method or URL is not valid")
+)
+
+// newRequest builds the client's request from the event.
+func (e event) newRequest() (*http.Request, error) {
+	body := []byte(e.body)
+	if e.base64 {
+		var err error
+		if body, err = base64.StdEncoding.DecodeString(e.body); err != nil {
+			return nil, errBodyNotBase64
+		}
+	}
+	url := "https://" + e.domain + e.rawPath
+	if e.rawQuery != "" {
+		url += "?" + e.rawQuery
+	}
+	r, err := http.NewRequest(e.method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, errBadTarget
+	}
+	e.apply(r)
+	return r, nil
 }
 
 // apply makes r look as net/http's server would have parsed the client's

@@ -3,7 +3,6 @@ package lambdafn
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"log/slog"
@@ -45,7 +44,7 @@ var errStreamAborted = errors.New("chatgpt_reverse_proxy: response aborted: the 
 // Invoke starts serving one function URL event and returns once the status
 // and headers are known; the body follows through the returned reader.
 func (s *Streaming) Invoke(ctx context.Context, ev *events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
-	r, err := newStreamingRequest(ev)
+	r, err := urlEvent(ev).newRequest()
 	if err != nil {
 		s.logger.Warn("invalid function URL event", "error", err)
 		return streamError(errBadEvent), nil
@@ -97,37 +96,6 @@ func orAbort(p any) any {
 		return http.ErrAbortHandler
 	}
 	return p
-}
-
-// newStreamingRequest builds the client's request from the event.
-func newStreamingRequest(ev *events.LambdaFunctionURLRequest) (*http.Request, error) {
-	body := []byte(ev.Body)
-	if ev.IsBase64Encoded {
-		var err error
-		if body, err = base64.StdEncoding.DecodeString(ev.Body); err != nil {
-			return nil, err
-		}
-	}
-	path := ev.RawPath
-	if path == "" {
-		path = ev.RequestContext.HTTP.Path
-	}
-	url := "https://" + ev.RequestContext.DomainName + path
-	if ev.RawQueryString != "" {
-		url += "?" + ev.RawQueryString
-	}
-	r, err := http.NewRequest(ev.RequestContext.HTTP.Method, url, bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	event{
-		rawPath:  path,
-		rawQuery: ev.RawQueryString,
-		headers:  ev.Headers,
-		cookies:  ev.Cookies,
-		sourceIP: ev.RequestContext.HTTP.SourceIP,
-	}.apply(r)
-	return r, nil
 }
 
 // streamError is a complete streamed reply carrying e.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -69,7 +70,7 @@ func TestStreaming_firstEventWhileUpstreamBlocked(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, "data: {\"delta\":\"lo\"}\n\ndata: [DONE]\n\n")
 	})
-	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "chat-completions.json"))
+	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
 	p := readPrelude(t, r)
 	if p.StatusCode != 200 || p.Headers["Content-Type"] != "text/event-stream" {
 		t.Errorf("prelude = %+v; want 200 text/event-stream", p)
@@ -97,7 +98,7 @@ func TestStreaming_cookiesOnce(t *testing.T) {
 		got = r.Header.Clone()
 		w.WriteHeader(http.StatusNoContent)
 	}), testLogger(t))
-	res, err := s.Invoke(context.Background(), urlEvent(t, "chat-completions.json"))
+	res, err := s.Invoke(context.Background(), loadURLEvent(t, "chat-completions.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestStreaming_cookiesOnce(t *testing.T) {
 		t.Errorf("handler Cookie = %q; want %q", got["Cookie"], want)
 	}
 	// cookies[] without a cookie header (lambdaurl.Wrap drops these).
-	ev := urlEvent(t, "aws-lambda-go-lambda-urls-request.json")
+	ev := loadURLEvent(t, "aws-lambda-go-lambda-urls-request.json")
 	res, err = s.Invoke(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +124,7 @@ func TestStreaming_bodyBase64(t *testing.T) {
 		w.Header().Set("Content-Type", "audio/mpeg")
 		_, _ = w.Write(binaryBody())
 	})
-	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "binary-body-base64.json"))
+	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "binary-body-base64.json"))
 	if p := readPrelude(t, r); p.StatusCode != 200 || p.Headers["Content-Type"] != "audio/mpeg" {
 		t.Errorf("prelude = %+v", p)
 	}
@@ -138,7 +139,7 @@ func TestStreaming_bodyBase64(t *testing.T) {
 
 func TestStreaming_badBase64(t *testing.T) {
 	t.Parallel()
-	ev := urlEvent(t, "binary-body-base64.json")
+	ev := loadURLEvent(t, "binary-body-base64.json")
 	ev.Body = "!!" + ev.Body
 	r := invokeStreaming(t, context.Background(), "http://127.0.0.1:1", ev)
 	p := readPrelude(t, r)
@@ -156,7 +157,7 @@ func TestStreaming_informationalSkipped(t *testing.T) {
 		w.WriteHeader(http.StatusEarlyHints)
 		w.WriteHeader(http.StatusAccepted)
 	})
-	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "chat-completions.json"))
+	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
 	if p := readPrelude(t, r); p.StatusCode != http.StatusAccepted {
 		t.Errorf("prelude status = %d; want 202", p.StatusCode)
 	}
@@ -166,7 +167,7 @@ func TestStreaming_upstreamErrors(t *testing.T) {
 	t.Parallel()
 	_, gone := upstream(t, nil)
 	gone.Close()
-	r := invokeStreaming(t, context.Background(), gone.URL, urlEvent(t, "chat-completions.json"))
+	r := invokeStreaming(t, context.Background(), gone.URL, loadURLEvent(t, "chat-completions.json"))
 	p := readPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if e := apiError(t, body); p.StatusCode != 502 || e.Code != "upstream_unreachable" {
@@ -179,7 +180,7 @@ func TestStreaming_upstreamErrors(t *testing.T) {
 func TestStreaming_upstreamAbortedMidBody(t *testing.T) {
 	t.Parallel()
 	_, up := upstream(t, abortMidBody)
-	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "chat-completions.json"))
+	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
 	readPrelude(t, r)
 	if body, err := io.ReadAll(r); !errors.Is(err, errStreamAborted) {
 		t.Errorf("body %q ended with %v; want %v", body, err, errStreamAborted)
@@ -192,7 +193,7 @@ func TestStreaming_deadline(t *testing.T) {
 		t.Parallel()
 		_, up := upstream(t, func(w http.ResponseWriter, r *http.Request) { hangUntilDone(t, r) })
 		ctx := deadlineCtx(t, 3*time.Second)
-		r := invokeStreaming(t, ctx, up.URL, urlEvent(t, "chat-completions.json"))
+		r := invokeStreaming(t, ctx, up.URL, loadURLEvent(t, "chat-completions.json"))
 		p := readPrelude(t, r)
 		body, _ := io.ReadAll(r)
 		if ctx.Err() != nil {
@@ -211,7 +212,7 @@ func TestStreaming_deadline(t *testing.T) {
 			hangUntilDone(t, r)
 		})
 		ctx := deadlineCtx(t, 3*time.Second)
-		r := invokeStreaming(t, ctx, up.URL, urlEvent(t, "chat-completions.json"))
+		r := invokeStreaming(t, ctx, up.URL, loadURLEvent(t, "chat-completions.json"))
 		readPrelude(t, r)
 		body, err := io.ReadAll(r)
 		if ctx.Err() != nil {
@@ -230,7 +231,7 @@ func TestStreaming_panicRecovered(t *testing.T) {
 			w.Header().Set("Content-Encoding", "gzip") // must not leak into the error reply
 			panic("boom")
 		}), testLogger(t))
-		res, err := s.Invoke(context.Background(), urlEvent(t, "chat-completions.json"))
+		res, err := s.Invoke(context.Background(), loadURLEvent(t, "chat-completions.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +247,7 @@ func TestStreaming_panicRecovered(t *testing.T) {
 			_, _ = io.WriteString(w, "data: one\n\n")
 			panic("boom")
 		}), testLogger(t))
-		res, err := s.Invoke(context.Background(), urlEvent(t, "chat-completions.json"))
+		res, err := s.Invoke(context.Background(), loadURLEvent(t, "chat-completions.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +324,7 @@ func TestSetup_flagsAndUnknownSettings(t *testing.T) {
 func TestStreaming_noTrailerHeaders(t *testing.T) {
 	t.Parallel()
 	_, up := upstream(t, trailerUpstream)
-	r := invokeStreaming(t, context.Background(), up.URL, urlEvent(t, "chat-completions.json"))
+	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
 	p := readPrelude(t, r)
 	for k := range p.Headers {
 		if isTrailer(k) {
@@ -332,5 +333,26 @@ func TestStreaming_noTrailerHeaders(t *testing.T) {
 	}
 	if body, err := io.ReadAll(r); string(body) != "ok" || err != nil {
 		t.Errorf("body %q, %v; want ok", body, err)
+	}
+}
+
+func TestStreaming_badURLNotLogged(t *testing.T) {
+	t.Parallel()
+	var log bytes.Buffer
+	s := NewStreaming(http.NotFoundHandler(), slog.New(slog.NewTextHandler(&log, nil)))
+	ev := loadURLEvent(t, "chat-completions.json")
+	ev.RawPath, ev.RawQueryString = "/v1/%zz", "key=sk-secret"
+	res, err := s.Invoke(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(res)
+	p := readPrelude(t, r)
+	body, _ := io.ReadAll(r)
+	if e := apiError(t, body); p.StatusCode != 400 || e.Code != "invalid_request" {
+		t.Errorf("reply %d %+v; want 400 invalid_request", p.StatusCode, e)
+	}
+	if strings.Contains(log.String(), "sk-secret") || !strings.Contains(log.String(), "invalid function URL event") {
+		t.Errorf("log %q; want the refusal without the query", log.String())
 	}
 }
