@@ -11,7 +11,7 @@ import (
 // httputil.ReverseProxy already drops Forwarded and X-Forwarded-* under Rewrite;
 // the rest are dropped here.
 var clientAddressHeaders = []string{
-	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 	"X-Real-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Client-Ip", "X-Original-Forwarded-For",
 }
 

@@ -22,7 +22,7 @@ func TestProxy_headerSecurity(t *testing.T) {
 		// Configured prefixes, case-insensitive.
 		"X-Custom-Thing: 1\r\nx-CUSTOM-other: 2\r\nX-Otherwise: 3\r\n" +
 		// Client address: never passed on by default.
-		"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: http\r\n" +
+		"X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 443\r\n" +
 		// Cookies belong to the proxy's origin.
 		"Cookie: session=abc\r\n" +
 		// Hop-by-hop, and a header named in Connection.
@@ -35,7 +35,7 @@ func TestProxy_headerSecurity(t *testing.T) {
 		"X-Fc-Access-Key-Id", "X-Fc-Access-Key-Secret", "X-Fc-Security-Token", "X-Fc-Request-Id",
 		"X-Scf-Uin", "X-Scf-Secret-Key", "X-Scf-Session-Token", "X-Scf-Remote-Addr", "X-Golambdaproxy-Apigw-Context",
 		"X-Custom-Thing", "X-Custom-Other", "X-Otherwise",
-		"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto",
+		"X-Forwarded-For", "Forwarded", "X-Real-Ip", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 		"Cookie", "X-Hop-Named", "Keep-Alive", "Proxy-Authorization",
 	} {
 		if v := s.Header.Values(name); len(v) > 0 {
