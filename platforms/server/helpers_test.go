@@ -30,7 +30,6 @@ const (
 	exitTimeout  = 45 * time.Second
 )
 
-
 // Values stamped into the test binary with -ldflags -X, as `make build` does.
 const (
 	testVersion = "1.2.3"

@@ -11,7 +11,6 @@ package lambdafn
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,36 +57,15 @@ func checkInvokeMode(v string) error {
 	return errors.New("must be buffered or response_stream, matching the function URL's invoke mode")
 }
 
-// usageError is a bad command line (exit status 2).
-type usageError struct{ error }
-
 // Setup parses the flags and settings and returns the Lambda handler for the
 // configured invoke mode, ready for lambda.Start. It returns flag.ErrHelp
 // after -h or -version.
 func Setup(args []string, lookup core.LookupFunc, environ []string, stdout, stderr io.Writer) (lambda.Handler, error) {
 	platform := serve.Platform{Name: "aws lambda", Defaults: Defaults()}
-	fs := flag.NewFlagSet("chatgpt_reverse_proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() { serve.Usage(stderr, platform) }
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil, err
-		}
-		return nil, usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return nil, usageError{fmt.Errorf("unexpected argument %q; settings come from OXY_* environment variables, see -h", fs.Arg(0))}
-	}
-	if *showVersion {
-		fmt.Fprintln(stdout, core.BuildInfo())
-		return nil, flag.ErrHelp
-	}
-	cfg, err := core.FromEnv(lookup, core.Options{Defaults: platform.Defaults, Environ: environ})
+	cfg, logger, err := serve.Setup(platform, args, lookup, environ, stdout, stderr)
 	if err != nil {
 		return nil, err
 	}
-	logger := core.NewLogger(cfg, stderr)
 	proxy := core.New(cfg, logger, nil)
 	mode := strings.ToLower(cfg.Extra[InvokeModeSetting])
 	logger.Info("starting", "platform", platform.Name, "invoke_mode", mode,
@@ -102,15 +80,8 @@ func Setup(args []string, lookup core.LookupFunc, environ []string, stdout, stde
 // never returns. Bad settings exit with status 1, bad flags with 2.
 func Main() {
 	h, err := Setup(os.Args[1:], os.LookupEnv, os.Environ(), os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
-		os.Exit(1)
+	if err != nil {
+		serve.Exit(err)
 	}
 	lambda.Start(h)
 }

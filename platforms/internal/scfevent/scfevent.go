@@ -8,7 +8,6 @@ package scfevent
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -40,46 +39,16 @@ func Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := Run(ctx, os.Args[1:], os.LookupEnv, os.Environ(), os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		os.Exit(0)
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
-		os.Exit(2)
-	case err != nil:
-		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
-		os.Exit(1)
-	}
+	serve.Exit(err)
 }
-
-type usageError struct{ error }
 
 // Run parses flags and settings, listens on OXY_HOST and the port the SCF
 // runtime gives in _LAMBDA_SERVER_PORT, and serves until ctx ends. It returns
 // flag.ErrHelp after -h or -version.
 func Run(ctx context.Context, args []string, lookup core.LookupFunc, environ []string, stdout, stderr io.Writer) error {
-	p := serve.Platform{Name: Name, Defaults: Defaults()}
-	fs := flag.NewFlagSet("chatgpt_reverse_proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() {
-		serve.Usage(stderr, p)
-		fmt.Fprintln(stderr, "\nThe SCF Go runtime sets the listen port in _LAMBDA_SERVER_PORT; OXY_PORT is not used.")
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q; settings come from OXY_* environment variables, see -h", fs.Arg(0))}
-	}
-	if *showVersion {
-		fmt.Fprintln(stdout, core.BuildInfo())
-		return flag.ErrHelp
-	}
-	cfg, err := core.FromEnv(lookup, core.Options{Defaults: p.Defaults, Environ: environ})
+	p := serve.Platform{Name: Name, Defaults: Defaults(),
+		UsageNote: "The SCF Go runtime sets the listen port in _LAMBDA_SERVER_PORT; OXY_PORT is not used."}
+	cfg, logger, err := serve.Setup(p, args, lookup, environ, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -87,7 +56,6 @@ func Run(ctx context.Context, args []string, lookup core.LookupFunc, environ []s
 	if err != nil {
 		return err
 	}
-	logger := core.NewLogger(cfg, stderr)
 	addr := net.JoinHostPort(cfg.Host, port)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

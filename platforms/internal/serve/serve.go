@@ -32,6 +32,8 @@ type Platform struct {
 	// Wrap, if set, wraps the proxy handler with the platform's own adapter
 	// (path prefixes, platform-only requests).
 	Wrap func(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler
+	// UsageNote, if set, is printed after the settings by -h.
+	UsageNote string
 }
 
 // Server limits. Request headers of OpenAI clients are a few KB; the limit
@@ -49,13 +51,20 @@ func Main(p Platform) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := Run(ctx, p, os.Args[1:], os.LookupEnv, os.Environ(), os.Stdout, os.Stderr)
 	stop()
+	Exit(err)
+}
+
+// Exit ends the process for err as every platform does: status 0 for nil and
+// after -h or -version, 2 for bad flags, 1 for anything else, with the error
+// on stderr.
+func Exit(err error) {
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	case errors.As(err, new(usageError)):
 		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
 		os.Exit(2)
-	case err != nil:
+	default:
 		fmt.Fprintf(os.Stderr, "chatgpt_reverse_proxy: error: %v\n", err)
 		os.Exit(1)
 	}
@@ -66,33 +75,44 @@ type usageError struct{ error }
 // Run parses flags and settings, then serves until ctx ends, and then shuts
 // down gracefully. It returns flag.ErrHelp after -h or -version.
 func Run(ctx context.Context, p Platform, args []string, lookup core.LookupFunc, environ []string, stdout, stderr io.Writer) error {
+	cfg, logger, err := Setup(p, args, lookup, environ, stdout, stderr)
+	if err != nil {
+		return err
+	}
+	var h http.Handler = core.New(cfg, logger, nil)
+	if p.Wrap != nil {
+		h = p.Wrap(cfg, logger, h)
+	}
+	return Serve(ctx, cfg, logger, h)
+}
+
+// Setup is the start of every platform: it parses the flags (-h lists every
+// setting, -version prints the build) and the settings, and returns the
+// configuration and the logger. It returns flag.ErrHelp after -h or -version,
+// and an error naming every bad setting before anything listens.
+func Setup(p Platform, args []string, lookup core.LookupFunc, environ []string, stdout, stderr io.Writer) (core.Config, *slog.Logger, error) {
 	fs := flag.NewFlagSet("chatgpt_reverse_proxy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() { Usage(stderr, p) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return err
+			return core.Config{}, nil, err
 		}
-		return usageError{err}
+		return core.Config{}, nil, usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q; settings come from OXY_* environment variables, see -h", fs.Arg(0))}
+		return core.Config{}, nil, usageError{fmt.Errorf("unexpected argument %q; settings come from OXY_* environment variables, see -h", fs.Arg(0))}
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, core.BuildInfo())
-		return flag.ErrHelp
+		return core.Config{}, nil, flag.ErrHelp
 	}
 	cfg, err := core.FromEnv(lookup, core.Options{Defaults: p.Defaults, Environ: environ})
 	if err != nil {
-		return err
+		return core.Config{}, nil, err
 	}
-	logger := core.NewLogger(cfg, stderr)
-	var h http.Handler = core.New(cfg, logger, nil)
-	if p.Wrap != nil {
-		h = p.Wrap(cfg, logger, h)
-	}
-	return Serve(ctx, cfg, logger, h)
+	return cfg, core.NewLogger(cfg, stderr), nil
 }
 
 // Serve listens on the configured address and serves h until ctx ends. Then it
@@ -167,4 +187,7 @@ func Usage(w io.Writer, p Platform) {
 		fmt.Fprintf(tw, "  %s\t%s\t%s\n", s.Name, def, s.Usage)
 	}
 	_ = tw.Flush()
+	if p.UsageNote != "" {
+		fmt.Fprintf(w, "\n%s\n", p.UsageNote)
+	}
 }
