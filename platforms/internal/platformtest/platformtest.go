@@ -6,6 +6,7 @@ package platformtest
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -164,7 +165,11 @@ const StreamRequestBody = `{"model":"gpt-4o-mini","stream":true,"messages":[{"ro
 // blocked before its second. extra headers are added to the request.
 func CheckSSE(t *testing.T, u *Upstream, url string, extra http.Header) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(StreamRequestBody))
+	// On failure the deferred calls unblock everything before the body is
+	// closed (closing it waits for a read in progress): the upstream finishes
+	// its stream and the request's context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(StreamRequestBody))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,11 +179,30 @@ func CheckSSE(t *testing.T, u *Upstream, url string, extra http.Header) {
 	for k, v := range extra {
 		req.Header[k] = v
 	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	defer cancel()
+	defer u.Release()
+	type result struct {
+		res *http.Response
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		done <- result{res, err}
+	}()
+	var res *http.Response
+	select {
+	case r := <-done:
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		res = r.res
+	case <-time.After(30 * time.Second):
+		t.Fatal("no response headers while the upstream was blocked after its first event: the response is buffered")
 	}
 	defer res.Body.Close()
+	defer cancel()
+	defer u.Release()
 	if res.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(res.Body)
 		t.Fatalf("status = %d (%s); want 200", res.StatusCode, b)
@@ -204,8 +228,15 @@ func CheckSSE(t *testing.T, u *Upstream, url string, extra http.Header) {
 		t.Fatal("upstream sent its second event before the first was read")
 	}
 	u.Release()
-	if ev := readEvent(br); ev != "data: [DONE]\n\n" {
-		t.Errorf("second event = %q; want data: [DONE]", ev)
+	second := make(chan string, 1)
+	go func() { second <- readEvent(br) }()
+	select {
+	case ev := <-second:
+		if ev != "data: [DONE]\n\n" {
+			t.Errorf("second event = %q; want data: [DONE]", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("second SSE event not delivered 30s after the upstream sent it")
 	}
 }
 
