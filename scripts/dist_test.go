@@ -71,11 +71,13 @@ func TestDist_linuxAMD64(t *testing.T) {
 	checkNames(t, want[3], scf, "main", "scf_bootstrap", "LICENSE", "README.md")
 	checkScript(t, "scf_bootstrap", scf["scf_bootstrap"], "#!/bin/bash\n")
 	checkBinary(t, "scf main", scf["main"])
+	t.Run("scf_bootstrap", func(t *testing.T) { checkStarts(t, scf, "scf_bootstrap", "OXY_PORT") })
 
 	fc := readZip(t, filepath.Join(dir, want[0]))
 	checkNames(t, want[0], fc, "main", "bootstrap", "LICENSE", "README.md")
 	checkScript(t, "bootstrap", fc["bootstrap"], "#!/bin/sh\n")
 	checkBinary(t, "fc main", fc["main"])
+	t.Run("bootstrap", func(t *testing.T) { checkStarts(t, fc, "bootstrap", "FC_CUSTOM_LISTEN_PORT") })
 
 	server := readTarGz(t, filepath.Join(dir, want[2]))
 	checkNames(t, want[2], server, "chatgpt_reverse_proxy", "LICENSE", "README.md")
