@@ -208,3 +208,22 @@ func TestWrap_streamsSSE(t *testing.T) {
 		t.Errorf("upstream path = %s; want /v1/chat/completions", got)
 	}
 }
+
+func FuzzTrimDefaultDomainPrefix(f *testing.F) {
+	for _, s := range []string{"/2016-08-15/proxy/svc/fn/v1/models", "/2016-08-15/proxy/a/b", "/2016-08-15/proxy//x", "/v1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, ok := TrimDefaultDomainPrefix(p)
+		if !ok {
+			if got != p {
+				t.Fatalf("TrimDefaultDomainPrefix(%q) = %q without a match; want the input unchanged", p, got)
+			}
+			return
+		}
+		if !strings.HasPrefix(p, "/2016-08-15/proxy/") || !strings.HasPrefix(got, "/") ||
+			!strings.HasSuffix(p, strings.TrimPrefix(got, "/")) || len(got) >= len(p) {
+			t.Fatalf("TrimDefaultDomainPrefix(%q) = %q; want a shorter path that p ends with", p, got)
+		}
+	})
+}
