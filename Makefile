@@ -10,7 +10,7 @@ GO      ?= go
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*##/ {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: run
 run: ## Run the proxy on 0.0.0.0:9000 (OXY_* settings from the environment)
@@ -28,3 +28,17 @@ test: ## Run go vet and every test with the race detector
 .PHONY: fmt
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: dist
+dist: ## Build every release archive and checksums into dist/: make dist VERSION=x.y.z
+	@test -n "$(filter command line environment,$(origin VERSION))" || { echo "usage: make dist VERSION=x.y.z" >&2; exit 2; }
+	rm -rf dist
+	VERSION=$(VERSION) DIST_DIR=dist scripts/dist.sh
+
+GORELEASER ?= $(shell $(GO) env GOPATH)/bin/goreleaser
+
+.PHONY: release-check
+release-check: ## Check .goreleaser.yaml and build a snapshot release into dist/ (installs goreleaser v2.15.1)
+	test -x $(GORELEASER) || $(GO) install github.com/goreleaser/goreleaser/v2@v2.15.1
+	$(GORELEASER) check
+	$(GORELEASER) release --snapshot --clean --skip=publish

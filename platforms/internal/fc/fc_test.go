@@ -1,0 +1,229 @@
+package fc
+
+import (
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
+)
+
+func lookupMap(m map[string]string) core.LookupFunc {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func environOf(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func newProxy(t *testing.T, up *platformtest.Upstream) *httptest.Server {
+	t.Helper()
+	env := map[string]string{"OXY_TARGET": up.URL}
+	p := Platform(lookupMap(env))
+	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: p.Defaults, Environ: environOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(p.Wrap(cfg, logger, core.New(cfg, logger, nil)))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func do(t *testing.T, method, url string, h http.Header, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
+
+func TestPort(t *testing.T) {
+	tests := []struct {
+		env        map[string]string
+		want       int
+		wantSource string
+	}{
+		{nil, 9000, "default"},
+		{map[string]string{"FC_SERVER_PORT": "8080"}, 8080, "FC_SERVER_PORT"},
+		{map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000"}, 7000, "FC_CUSTOM_LISTEN_PORT"},
+		{map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000", "FC_SERVER_PORT": "8080"}, 7000, "FC_CUSTOM_LISTEN_PORT"},
+		{map[string]string{"FC_CUSTOM_LISTEN_PORT": "", "FC_SERVER_PORT": "8080"}, 8080, "FC_SERVER_PORT"},
+		{map[string]string{"FC_CUSTOM_LISTEN_PORT": "x", "FC_SERVER_PORT": "70000"}, 9000, "default"},
+	}
+	for _, tt := range tests {
+		got, source := Port(lookupMap(tt.env))
+		if got != tt.want || source != tt.wantSource {
+			t.Errorf("Port(%v) = %d, %s; want %d, %s", tt.env, got, source, tt.want, tt.wantSource)
+		}
+	}
+}
+
+func TestPlatform_oxyPortOverridesFC(t *testing.T) {
+	env := map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000", "FC_SERVER_PORT": "8080", "OXY_PORT": "6000"}
+	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults, Environ: environOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 6000 {
+		t.Errorf("Port = %d; want OXY_PORT's 6000", cfg.Port)
+	}
+}
+
+func TestPlatform_portFromFC(t *testing.T) {
+	env := map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000"}
+	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults, Environ: environOf(env)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Port != 7000 {
+		t.Errorf("Port = %d; want FC_CUSTOM_LISTEN_PORT's 7000", cfg.Port)
+	}
+}
+
+func TestPlatform_stripsFCHeaders(t *testing.T) {
+	cfg, err := core.FromEnv(lookupMap(nil), core.Options{Defaults: Platform(lookupMap(nil)).Defaults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := core.NewHeaderPolicy(cfg)
+	for name := range platformtest.FCHeaders() {
+		if !policy.Stripped(name) {
+			t.Errorf("%s is forwarded; want stripped", name)
+		}
+	}
+}
+
+func TestTrimDefaultDomainPrefix(t *testing.T) {
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"/2016-08-15/proxy/svc/fn/v1/chat/completions", "/v1/chat/completions", true},
+		{"/2016-08-15/proxy/svc.LATEST/fn/v1/models", "/v1/models", true},
+		{"/2016-08-15/proxy/svc/fn", "/", true},
+		{"/2016-08-15/proxy/svc/fn/", "/", true},
+		{"/2016-08-15/proxy/svc/", "/2016-08-15/proxy/svc/", false},
+		{"/2016-08-15/proxy//fn/v1", "/2016-08-15/proxy//fn/v1", false},
+		{"/2016-08-15/proxy", "/2016-08-15/proxy", false},
+		{"/2023-03-30/proxy/svc/fn/v1", "/2023-03-30/proxy/svc/fn/v1", false},
+		{"/v1/2016-08-15/proxy/svc/fn/x", "/v1/2016-08-15/proxy/svc/fn/x", false},
+		{"/v1/chat/completions", "/v1/chat/completions", false},
+	}
+	for _, tt := range tests {
+		got, ok := TrimDefaultDomainPrefix(tt.in)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("TrimDefaultDomainPrefix(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestWrap_defaultDomainPrefixAndHeaders(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up)
+	h := platformtest.FCHeaders()
+	for k, v := range platformtest.ClientHeaders() {
+		h[k] = v
+	}
+	do(t, http.MethodPost, srv.URL+"/2016-08-15/proxy/svc.LATEST/fn/v1/chat/completions?x=1", h, `{}`)
+	last := up.Last(t)
+	if last.URI != "/v1/chat/completions?x=1" {
+		t.Errorf("upstream path = %s; want /v1/chat/completions?x=1", last.URI)
+	}
+	platformtest.CheckNoPlatformHeaders(t, last.Header, platformtest.FCHeaders())
+}
+
+func TestWrap_ignoresBasePathHeader(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up)
+	do(t, http.MethodGet, srv.URL+"/v1/models", http.Header{"X-Fc-Base-Path": {"/v1/models"}}, "")
+	if got := up.Last(t).URI; got != "/v1/models" {
+		t.Errorf("upstream path = %s; want /v1/models (x-fc-base-path is not trusted)", got)
+	}
+}
+
+func TestWrap_eventInvocationAnsweredLocally(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up)
+	h := platformtest.FCHeaders()
+	h.Set("X-Fc-Control-Path", "/invoke")
+	res, body := do(t, http.MethodPost, srv.URL+"/invoke", h, `{"key":"value"}`)
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("status = %d; want 400", res.StatusCode)
+	}
+	var e struct {
+		Error struct{ Message, Type, Code string }
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error.Code != "fc_event_invocation_not_supported" ||
+		e.Error.Type != "invalid_request_error" || !strings.Contains(e.Error.Message, "HTTP trigger") {
+		t.Errorf("body = %s (%v); want an OpenAI-shaped error pointing to the HTTP trigger", body, err)
+	}
+	if n := len(up.Seen()); n != 0 {
+		t.Errorf("upstream received %d requests; want the event call never forwarded", n)
+	}
+}
+
+func TestWrap_lifecycleHooksAnsweredLocally(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up)
+	for _, hook := range []string{"/initialize", "/pre-freeze", "/pre-stop"} {
+		method := http.MethodGet
+		if hook == "/initialize" {
+			method = http.MethodPost
+		}
+		res, _ := do(t, method, srv.URL+hook, http.Header{"X-Fc-Control-Path": {hook}}, "")
+		if res.StatusCode != http.StatusOK {
+			t.Errorf("%s: status = %d; want 200", hook, res.StatusCode)
+		}
+	}
+	if n := len(up.Seen()); n != 0 {
+		t.Errorf("upstream received %d requests; want lifecycle hooks never forwarded", n)
+	}
+}
+
+func TestWrap_streamsSSE(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up)
+	platformtest.CheckSSE(t, up, srv.URL+"/2016-08-15/proxy/svc/fn/v1/chat/completions", platformtest.FCHeaders())
+	if got := up.Last(t).URI; got != "/v1/chat/completions" {
+		t.Errorf("upstream path = %s; want /v1/chat/completions", got)
+	}
+}
+
+func FuzzTrimDefaultDomainPrefix(f *testing.F) {
+	for _, s := range []string{"/2016-08-15/proxy/svc/fn/v1/models", "/2016-08-15/proxy/a/b", "/2016-08-15/proxy//x", "/v1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		got, ok := TrimDefaultDomainPrefix(p)
+		if !ok {
+			if got != p {
+				t.Fatalf("TrimDefaultDomainPrefix(%q) = %q without a match; want the input unchanged", p, got)
+			}
+			return
+		}
+		if !strings.HasPrefix(p, "/2016-08-15/proxy/") || !strings.HasPrefix(got, "/") ||
+			!strings.HasSuffix(p, strings.TrimPrefix(got, "/")) || len(got) >= len(p) {
+			t.Fatalf("TrimDefaultDomainPrefix(%q) = %q; want a shorter path that p ends with", p, got)
+		}
+	})
+}

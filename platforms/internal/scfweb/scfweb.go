@@ -1,0 +1,75 @@
+// Package scfweb adapts the proxy to Tencent Cloud SCF web functions: SCF
+// starts scf_bootstrap, which runs the binary as an HTTP server on
+// 0.0.0.0:9000, and forwards each function-URL (or API gateway) request to it
+// with platform headers added. SSE streams through as chunked responses.
+//
+// Runtime contract: https://www.tencentcloud.com/document/product/583/40690
+// (scf_bootstrap, port 9000) and https://www.tencentcloud.com/document/product/583/69491
+// (function URLs).
+package scfweb
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/httppath"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
+)
+
+// StripPathPrefixSetting names the optional path prefix removed from every
+// request, for URLs copied from the retired API gateway ("/release/v1/...").
+const StripPathPrefixSetting = "OXY_STRIP_PATH_PREFIX"
+
+// Platform returns the SCF web function build: its presets and its adapter.
+//
+// Presets: SCF only reaches a web function on port 9000; the X-Scf- prefix
+// (request, memory, timeout, namespace, account and role-credential headers)
+// and the API gateway's request headers never reach the AI vendor, in addition
+// to anything listed in OXY_HOP_HEADER_PREFIX.
+func Platform() serve.Platform {
+	return serve.Platform{
+		Name: "tencentscf",
+		Defaults: core.Defaults{
+			Port:                9000,
+			StripHeaderPrefixes: []string{"X-Scf-"},
+			StripHeaders:        []string{"X-Api-Requestid", "X-Client-Proto", "X-Client-Proto-Ver", "Endpoint-Timeout"},
+			Extra: []core.Setting{{
+				Name:    StripPathPrefixSetting,
+				Default: "",
+				Usage:   "path prefix removed from requests, e.g. /release for old API gateway URLs (empty: off)",
+				Check:   checkPathPrefix,
+			}},
+		},
+		Wrap: Wrap,
+	}
+}
+
+// Wrap is the SCF adapter around the proxy: it strips the configured path
+// prefix from requests and keeps response headers within SCF's limit.
+func Wrap(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler {
+	prefix := strings.TrimRight(cfg.Extra[StripPathPrefixSetting], "/")
+	trim := newHeaderTrimmer(logger)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p, ok := httppath.TrimPrefix(httppath.Escaped(r), prefix); ok {
+			r = httppath.WithPath(r, p)
+		}
+		next.ServeHTTP(&trimmingWriter{ResponseWriter: w, trim: trim, req: r}, r)
+	})
+}
+
+func checkPathPrefix(v string) error {
+	switch {
+	case v == "":
+		return nil
+	case !strings.HasPrefix(v, "/"):
+		return errors.New("must start with /, want e.g. /release")
+	case strings.TrimRight(v, "/") == "":
+		return errors.New("must name a prefix, want e.g. /release (empty turns it off)")
+	case strings.ContainsAny(v, "?# \t"):
+		return errors.New("must be a path only, want e.g. /release")
+	}
+	return nil
+}

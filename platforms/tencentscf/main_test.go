@@ -1,0 +1,112 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
+)
+
+// bin is this package's binary, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	os.Exit(platformtest.RunWithBinary(m, ".", &bin))
+}
+
+func send(t *testing.T, method, url string, h http.Header) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(`{"model":"gpt-4o-mini"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res
+}
+
+func TestBinary_stripsSCFHeaders(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL, "OXY_HOP_HEADER_PREFIX=X-Custom-")
+	h := platformtest.SCFHeaders()
+	for k, v := range platformtest.ClientHeaders() {
+		h[k] = v
+	}
+	h.Set("X-Custom-Tag", "user-listed")
+	send(t, http.MethodPost, p.URL+"/v1/chat/completions?api-version=2024-10-21", h)
+	last := up.Last(t)
+	if last.URI != "/v1/chat/completions?api-version=2024-10-21" {
+		t.Errorf("upstream request URI = %s; want /v1/chat/completions?api-version=2024-10-21", last.URI)
+	}
+	platformtest.CheckNoPlatformHeaders(t, last.Header, platformtest.SCFHeaders())
+	if v := last.Header.Get("X-Custom-Tag"); v != "" {
+		t.Errorf("upstream received X-Custom-Tag %q; want OXY_HOP_HEADER_PREFIX honoured next to the preset", v)
+	}
+}
+
+func TestBinary_streamsSSE(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL)
+	platformtest.CheckSSE(t, up, p.URL+"/v1/chat/completions", platformtest.SCFHeaders())
+	platformtest.CheckNoPlatformHeaders(t, up.Last(t).Header, platformtest.SCFHeaders())
+}
+
+func TestBinary_stripPathPrefix(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL, "OXY_STRIP_PATH_PREFIX=/release")
+	send(t, http.MethodGet, p.URL+"/release/v1/models", nil)
+	send(t, http.MethodGet, p.URL+"/v1/models?limit=1", nil)
+	seen := up.Seen()
+	if len(seen) != 2 || seen[0].URI != "/v1/models" || seen[1].URI != "/v1/models?limit=1" {
+		t.Errorf("upstream saw %+v; want /v1/models then /v1/models?limit=1", seen)
+	}
+}
+
+func TestBinary_dropsSetCookie(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	up.ExtraResponseHeaders = http.Header{"Set-Cookie": {"__cf_bm=" + strings.Repeat("c", 200) + "; path=/; domain=.api.openai.com"}}
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL)
+	res := send(t, http.MethodGet, p.URL+"/v1/models", nil)
+	if v := res.Header.Values("Set-Cookie"); len(v) > 0 {
+		t.Errorf("client received Set-Cookie %q; want it dropped on SCF", v)
+	}
+	if res.Header.Get("X-Request-Id") != "req_test" {
+		t.Errorf("X-Request-Id = %q; want req_test kept", res.Header.Get("X-Request-Id"))
+	}
+}
+
+func TestBinary_helpShowsPresets(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	cmd := exec.Command(bin, "-h")
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("-h: %v\n%s", err, out)
+	}
+	for _, want := range []string{"(tencentscf)", "OXY_PORT", "9000", "OXY_STRIP_PATH_PREFIX"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-h output lacks %q:\n%s", want, out)
+		}
+	}
+	cmd = exec.Command(bin, "-version")
+	cmd.Env = []string{}
+	out, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), platformtest.TestVersion) {
+		t.Errorf("-version = %q, %v; want it to report %s", out, err, platformtest.TestVersion)
+	}
+}

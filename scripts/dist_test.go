@@ -1,0 +1,297 @@
+package scripts
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const version = "1.2.3-rc.1"
+
+// serverTargets are the os_arch suffixes of the server archives.
+var serverTargets = []string{
+	"linux_amd64", "linux_arm64", "linux_386", "linux_armv6", "linux_armv7",
+	"windows_amd64", "windows_arm64", "windows_386",
+	"darwin_amd64", "darwin_arm64",
+	"freebsd_amd64", "freebsd_arm64", "freebsd_386", "freebsd_armv6", "freebsd_armv7",
+	"openbsd_amd64", "openbsd_arm64",
+}
+
+// runDist runs scripts/dist.sh with env into a new directory and returns it.
+func runDist(t *testing.T, env ...string) (dir string, output string, err error) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds release archives; skipped with -short")
+	}
+	for _, tool := range []string{"bash", "go", "zip", "tar"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("dist.sh needs %s: %v (Debian: apt-get install zip)", tool, err)
+		}
+	}
+	dir = t.TempDir()
+	cmd := exec.Command("bash", "scripts/dist.sh")
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "DIST_DIR="+dir)
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.CombinedOutput()
+	return dir, string(out), err
+}
+
+func TestDist_linuxAMD64(t *testing.T) {
+	dir, out, err := runDist(t, "VERSION=v"+version, "DIST_TARGETS=linux/amd64")
+	if err != nil {
+		t.Fatalf("dist.sh: %v\n%s", err, out)
+	}
+	want := []string{
+		"aliyun_fc_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
+		"chatgpt_reverse_proxy_v" + version + "_checksums.txt",
+		"chatgpt_reverse_proxy_v" + version + "_linux_amd64.tar.gz",
+		"tencentcloud_scf_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
+	}
+	if got := list(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("dist contains %q; want %q", got, want)
+	}
+	checkChecksums(t, dir, want[1], []string{want[0], want[2], want[3]})
+
+	scf := readZip(t, filepath.Join(dir, want[3]))
+	checkNames(t, want[3], scf, "main", "scf_bootstrap", "LICENSE", "README.md")
+	checkScript(t, "scf_bootstrap", scf["scf_bootstrap"], "#!/bin/bash\n")
+	checkBinary(t, "scf main", scf["main"])
+	t.Run("scf_bootstrap", func(t *testing.T) { checkStarts(t, scf, "scf_bootstrap", "OXY_PORT") })
+
+	fc := readZip(t, filepath.Join(dir, want[0]))
+	checkNames(t, want[0], fc, "main", "bootstrap", "LICENSE", "README.md")
+	checkScript(t, "bootstrap", fc["bootstrap"], "#!/bin/sh\n")
+	checkBinary(t, "fc main", fc["main"])
+	t.Run("bootstrap", func(t *testing.T) { checkStarts(t, fc, "bootstrap", "FC_CUSTOM_LISTEN_PORT") })
+
+	server := readTarGz(t, filepath.Join(dir, want[2]))
+	checkNames(t, want[2], server, "chatgpt_reverse_proxy", "LICENSE", "README.md")
+	checkBinary(t, "server", server["chatgpt_reverse_proxy"])
+}
+
+func TestDist_rejectsBadVersion(t *testing.T) {
+	for _, v := range []string{"", "main", "1.2", "1.2.3; rm -rf /"} {
+		_, out, err := runDist(t, "VERSION="+v, "DIST_TARGETS=linux/amd64")
+		if err == nil || !strings.Contains(out, "VERSION") {
+			t.Errorf("VERSION=%q: err = %v, output %q; want a failure naming VERSION", v, err, out)
+		}
+	}
+}
+
+// TestDist_fullMatrix builds every archive; it takes minutes on a cold build
+// cache, so it runs only with DIST_FULL=1.
+func TestDist_fullMatrix(t *testing.T) {
+	if os.Getenv("DIST_FULL") != "1" {
+		t.Skip("set DIST_FULL=1 to build every release archive")
+	}
+	dir, out, err := runDist(t, "VERSION="+version, "DIST_TARGETS=")
+	if err != nil {
+		t.Fatalf("dist.sh: %v\n%s", err, out)
+	}
+	var archives []string
+	for _, target := range serverTargets {
+		ext := ".tar.gz"
+		if strings.HasPrefix(target, "windows_") {
+			ext = ".zip"
+		}
+		archives = append(archives, "chatgpt_reverse_proxy_v"+version+"_"+target+ext)
+	}
+	archives = append(archives,
+		"tencentcloud_scf_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip",
+		"aliyun_fc_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip")
+	sums := "chatgpt_reverse_proxy_v" + version + "_checksums.txt"
+	want := slices.Sorted(slices.Values(append(slices.Clone(archives), sums)))
+	if got := list(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("dist contains %q; want %q", got, want)
+	}
+	checkChecksums(t, dir, sums, archives)
+	win := readZip(t, filepath.Join(dir, "chatgpt_reverse_proxy_v"+version+"_windows_amd64.zip"))
+	checkNames(t, "windows_amd64", win, "chatgpt_reverse_proxy.exe", "LICENSE", "README.md")
+}
+
+type file struct {
+	mode fs.FileMode
+	data []byte
+}
+
+func list(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+func readZip(t *testing.T, path string) map[string]file {
+	t.Helper()
+	zr, err := zip.OpenReader(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	files := map[string]file{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("%s: %s: %v", path, f.Name, err)
+		}
+		files[f.Name] = file{mode: f.Mode(), data: data}
+	}
+	return files
+}
+
+func readTarGz(t *testing.T, path string) map[string]file {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	files := map[string]file{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return files
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name] = file{mode: h.FileInfo().Mode(), data: data}
+	}
+}
+
+func checkNames(t *testing.T, archive string, files map[string]file, want ...string) {
+	t.Helper()
+	var got []string
+	for name := range files {
+		got = append(got, name)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("%s holds %q; want %q", archive, got, want)
+	}
+}
+
+// checkScript: mode 0755, the shebang, LF line endings only.
+func checkScript(t *testing.T, name string, f file, shebang string) {
+	t.Helper()
+	if f.mode.Perm() != 0o755 {
+		t.Errorf("%s mode = %v; want 0755", name, f.mode.Perm())
+	}
+	if !bytes.HasPrefix(f.data, []byte(shebang)) {
+		t.Errorf("%s starts %q; want %q", name, firstLine(f.data), shebang)
+	}
+	if bytes.Contains(f.data, []byte("\r")) {
+		t.Errorf("%s contains CR; want LF line endings only", name)
+	}
+	if !bytes.HasSuffix(f.data, []byte("\n")) {
+		t.Errorf("%s does not end with a newline", name)
+	}
+}
+
+// checkBinary: executable, a static linux/amd64 ELF (no interpreter, no
+// dynamic section), whose -version reports the version.
+func checkBinary(t *testing.T, name string, f file) {
+	t.Helper()
+	if f.mode.Perm() != 0o755 {
+		t.Errorf("%s mode = %v; want 0755", name, f.mode.Perm())
+	}
+	ef, err := elf.NewFile(bytes.NewReader(f.data))
+	if err != nil {
+		t.Fatalf("%s: not an ELF file: %v", name, err)
+	}
+	if ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 || ef.OSABI != elf.ELFOSABI_NONE && ef.OSABI != elf.ELFOSABI_LINUX {
+		t.Errorf("%s: machine %v class %v osabi %v; want linux/amd64", name, ef.Machine, ef.Class, ef.OSABI)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP || p.Type == elf.PT_DYNAMIC {
+			t.Errorf("%s has program header %v; want a static binary", name, p.Type)
+		}
+	}
+	if s := ef.Section(".dynamic"); s != nil {
+		t.Errorf("%s has a .dynamic section; want a static binary", name)
+	}
+	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return
+	}
+	path := filepath.Join(t.TempDir(), "bin")
+	if err := os.WriteFile(path, f.data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(path, "-version")
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "chatgpt_reverse_proxy "+version+" ") {
+		t.Errorf("%s -version = %q, %v; want it to report %s", name, out, err, version)
+	}
+}
+
+func checkChecksums(t *testing.T, dir, sums string, archives []string) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, sums))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		sum, name, ok := strings.Cut(sc.Text(), "  ")
+		if !ok {
+			t.Fatalf("%s: bad line %q", sums, sc.Text())
+		}
+		got[name] = sum
+	}
+	if len(got) != len(archives) {
+		t.Errorf("%s lists %d files; want %d", sums, len(got), len(archives))
+	}
+	for _, a := range archives {
+		b, err := os.ReadFile(filepath.Join(dir, a))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.Sum256(b)
+		if want := hex.EncodeToString(h[:]); got[a] != want {
+			t.Errorf("%s: sha256 %q; want %q", a, got[a], want)
+		}
+	}
+}
+
+func firstLine(b []byte) string {
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	return string(line)
+}
