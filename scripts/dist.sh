@@ -22,9 +22,8 @@ BUILDS="
 chatgpt_reverse_proxy                           ./platforms/server            $SERVER_TARGETS    chatgpt_reverse_proxy  tar.gz  LICENSE,README.md                                   -
 tencentcloud_scf_chatgpt_reverse_proxy          ./platforms/tencentscf        linux/amd64        main                   zip     build/scf_bootstrap:scf_bootstrap,LICENSE,README.md -
 aliyun_fc_chatgpt_reverse_proxy                 ./platforms/aliyunfc          linux/amd64        main                   zip     build/bootstrap:bootstrap,LICENSE,README.md         -
-# Platforms still to come add one line each here, for example:
-# aws_lambda_chatgpt_reverse_proxy              ./platforms/awslambda         linux/amd64,linux/arm64  bootstrap        zip     LICENSE,README.md                                   lambda.norpc
-# tencentcloud_scf_event_chatgpt_reverse_proxy  ./platforms/tencentscfevent   linux/amd64        main                   zip     LICENSE,README.md                                   -
+tencentcloud_scf_event_chatgpt_reverse_proxy    ./platforms/tencentscfevent   linux/amd64        main                   zip     LICENSE,README.md                                   -
+aws_lambda_chatgpt_reverse_proxy                ./platforms/awslambda         linux/amd64,linux/arm64  bootstrap        zip     LICENSE,README.md                                   lambda.norpc
 "
 
 MODULE=github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy

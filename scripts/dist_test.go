@@ -58,29 +58,40 @@ func TestDist_linuxAMD64(t *testing.T) {
 	}
 	want := []string{
 		"aliyun_fc_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
+		"aws_lambda_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
 		"chatgpt_reverse_proxy_v" + version + "_checksums.txt",
 		"chatgpt_reverse_proxy_v" + version + "_linux_amd64.tar.gz",
 		"tencentcloud_scf_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
+		"tencentcloud_scf_event_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
 	}
 	if got := list(t, dir); !slices.Equal(got, want) {
 		t.Fatalf("dist contains %q; want %q", got, want)
 	}
-	checkChecksums(t, dir, want[1], []string{want[0], want[2], want[3]})
+	fcName, lambdaName, sumsName, serverName, scfName, scfEventName := want[0], want[1], want[2], want[3], want[4], want[5]
+	checkChecksums(t, dir, sumsName, []string{fcName, lambdaName, serverName, scfName, scfEventName})
 
-	scf := readZip(t, filepath.Join(dir, want[3]))
-	checkNames(t, want[3], scf, "main", "scf_bootstrap", "LICENSE", "README.md")
+	lambdaZip := readZip(t, filepath.Join(dir, lambdaName))
+	checkNames(t, "aws lambda", lambdaZip, "bootstrap", "LICENSE", "README.md")
+	checkBinary(t, "lambda bootstrap", lambdaZip["bootstrap"])
+
+	scfEvent := readZip(t, filepath.Join(dir, scfEventName))
+	checkNames(t, "scf event", scfEvent, "main", "LICENSE", "README.md")
+	checkBinary(t, "scf event main", scfEvent["main"])
+
+	scf := readZip(t, filepath.Join(dir, scfName))
+	checkNames(t, scfName, scf, "main", "scf_bootstrap", "LICENSE", "README.md")
 	checkScript(t, "scf_bootstrap", scf["scf_bootstrap"], "#!/bin/bash\n")
 	checkBinary(t, "scf main", scf["main"])
 	t.Run("scf_bootstrap", func(t *testing.T) { checkStarts(t, scf, "scf_bootstrap", "OXY_PORT") })
 
-	fc := readZip(t, filepath.Join(dir, want[0]))
-	checkNames(t, want[0], fc, "main", "bootstrap", "LICENSE", "README.md")
+	fc := readZip(t, filepath.Join(dir, fcName))
+	checkNames(t, fcName, fc, "main", "bootstrap", "LICENSE", "README.md")
 	checkScript(t, "bootstrap", fc["bootstrap"], "#!/bin/sh\n")
 	checkBinary(t, "fc main", fc["main"])
 	t.Run("bootstrap", func(t *testing.T) { checkStarts(t, fc, "bootstrap", "FC_CUSTOM_LISTEN_PORT") })
 
-	server := readTarGz(t, filepath.Join(dir, want[2]))
-	checkNames(t, want[2], server, "chatgpt_reverse_proxy", "LICENSE", "README.md")
+	server := readTarGz(t, filepath.Join(dir, serverName))
+	checkNames(t, serverName, server, "chatgpt_reverse_proxy", "LICENSE", "README.md")
 	checkBinary(t, "server", server["chatgpt_reverse_proxy"])
 }
 
@@ -113,7 +124,10 @@ func TestDist_fullMatrix(t *testing.T) {
 	}
 	archives = append(archives,
 		"tencentcloud_scf_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip",
-		"aliyun_fc_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip")
+		"aliyun_fc_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip",
+		"tencentcloud_scf_event_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip",
+		"aws_lambda_chatgpt_reverse_proxy_v"+version+"_linux_amd64.zip",
+		"aws_lambda_chatgpt_reverse_proxy_v"+version+"_linux_arm64.zip")
 	sums := "chatgpt_reverse_proxy_v" + version + "_checksums.txt"
 	want := slices.Sorted(slices.Values(append(slices.Clone(archives), sums)))
 	if got := list(t, dir); !slices.Equal(got, want) {
