@@ -24,8 +24,7 @@ import (
 // address (OXY_HOST, so tests use loopback) and shut down cleanly, with the
 // same wire protocol.
 type Function struct {
-	handler  cloudfunction.Handler
-	inflight sync.WaitGroup
+	handler cloudfunction.Handler
 }
 
 // Ping answers the runtime's liveness check.
@@ -41,8 +40,6 @@ func (f *Function) Ping(req *messages.PingRequest, res *messages.PingResponse) e
 // invocation's Environment is not copied into the process environment, since
 // the settings were read and checked at startup.
 func (f *Function) Invoke(req *messages.InvokeRequest, res *messages.InvokeResponse) error {
-	f.inflight.Add(1)
-	defer f.inflight.Done()
 	defer func() {
 		if p := recover(); p != nil {
 			res.Error = &messages.InvokeResponse_Error{Message: "panic: " + describe(p), Type: "panic", ShouldExit: true}
@@ -139,23 +136,27 @@ func Serve(ctx context.Context, ln net.Listener, handler cloudfunction.Handler, 
 	logger.Info("shutting down", "grace", grace)
 	_ = ln.Close()
 	<-errc
+	// Half-close each connection: net/rpc then reads no further request,
+	// waits for the replies of running invocations to be written, and
+	// returns from ServeConn. Closing outright could drop a finished reply.
+	mu.Lock()
+	for c := range conns {
+		if hc, ok := c.(interface{ CloseRead() error }); !ok || hc.CloseRead() != nil {
+			_ = c.Close()
+		}
+	}
+	mu.Unlock()
 	done := make(chan struct{})
-	go func() { fn.inflight.Wait(); close(done) }()
-	finished := true
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(grace):
 		logger.Warn("grace period over, abandoning running invocations")
-		finished = false
-	}
-	mu.Lock()
-	for c := range conns {
-		_ = c.Close()
-	}
-	mu.Unlock()
-	if finished {
-		// net/rpc returns from ServeConn once its replies are written.
-		wg.Wait()
+		mu.Lock()
+		for c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
 	}
 	logger.Info("stopped")
 	return nil
