@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/httppath"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfheaders"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 )
 
@@ -34,8 +35,8 @@ func Platform() serve.Platform {
 		Name: "tencentscf",
 		Defaults: core.Defaults{
 			Port:                9000,
-			StripHeaderPrefixes: []string{"X-Scf-"},
-			StripHeaders:        []string{"X-Api-Requestid", "X-Client-Proto", "X-Client-Proto-Ver", "Endpoint-Timeout"},
+			StripHeaderPrefixes: scfheaders.StripHeaderPrefixes(),
+			StripHeaders:        scfheaders.StripHeaders(),
 			Extra: []core.Setting{{
 				Name:    StripPathPrefixSetting,
 				Default: "",
