@@ -139,24 +139,29 @@ func Serve(ctx context.Context, ln net.Listener, handler cloudfunction.Handler, 
 	logger.Info("shutting down", "grace", grace)
 	_ = ln.Close()
 	<-errc
+	// Stop reading new calls. net/rpc's ServeConn then waits until the
+	// replies of the calls it has read are written, and returns; closing the
+	// connections as soon as the handlers return could drop a reply not yet
+	// written.
+	mu.Lock()
+	for c := range conns {
+		if cr, ok := c.(interface{ CloseRead() error }); ok {
+			_ = cr.CloseRead()
+		}
+	}
+	mu.Unlock()
 	done := make(chan struct{})
-	go func() { fn.inflight.Wait(); close(done) }()
-	finished := true
+	go func() { fn.inflight.Wait(); wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(grace):
 		logger.Warn("grace period over, abandoning running invocations")
-		finished = false
 	}
 	mu.Lock()
 	for c := range conns {
 		_ = c.Close()
 	}
 	mu.Unlock()
-	if finished {
-		// net/rpc returns from ServeConn once its replies are written.
-		wg.Wait()
-	}
 	logger.Info("stopped")
 	return nil
 }
