@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
@@ -99,5 +105,29 @@ func TestBinary_oxyPortOverridesFCPort(t *testing.T) {
 	send(t, http.MethodGet, p.URL+"/v1/models", nil)
 	if len(up.Seen()) != 1 {
 		t.Error("request through OXY_PORT did not reach the upstream")
+	}
+}
+
+// The real binary refuses OXY_ALLOW_CIDRS on FC and exits 1 before listening.
+func TestBinary_refusesAllowCIDRs(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	// Should the check be missing, the server is killed at the deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = []string{"OXY_HOST=127.0.0.1", "FC_SERVER_PORT=" + port, "OXY_ALLOW_CIDRS=203.0.113.0/24"}
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("exit = %v; want status 1\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "OXY_ALLOW_CIDRS: not supported on Aliyun FC") || strings.Contains(string(out), "listening") {
+		t.Errorf("output %q; want the refusal and no listening line", out)
 	}
 }

@@ -110,3 +110,28 @@ func TestBinary_helpShowsPresets(t *testing.T) {
 		t.Errorf("-version = %q, %v; want it to report %s", out, err, platformtest.TestVersion)
 	}
 }
+
+// The real binary judges OXY_ALLOW_CIDRS by SCF's X-Scf-Remote-Addr: a
+// client's X-Forwarded-For does not let it in, and without the SCF header the
+// request is refused even though the socket peer (127.0.0.1) is listed.
+func TestBinary_allowListUsesSCFRemoteAddr(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL, "OXY_ALLOW_CIDRS=203.0.113.0/24,127.0.0.1")
+	tests := []struct {
+		header http.Header
+		status int
+	}{
+		{http.Header{"X-Scf-Remote-Addr": {"203.0.113.7"}}, http.StatusOK},
+		{http.Header{"X-Scf-Remote-Addr": {"198.51.100.1"}, "X-Forwarded-For": {"203.0.113.7"}}, http.StatusForbidden},
+		{http.Header{"X-Forwarded-For": {"203.0.113.7"}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		if res := send(t, http.MethodGet, p.URL+"/v1/models", tt.header); res.StatusCode != tt.status {
+			t.Errorf("headers %v: status = %d; want %d", tt.header, res.StatusCode, tt.status)
+		}
+	}
+	if n := len(up.Seen()); n != 1 {
+		t.Errorf("upstream got %d requests; want only the allowed one", n)
+	}
+}

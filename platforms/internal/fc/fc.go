@@ -52,7 +52,28 @@ func Platform(lookup core.LookupFunc) serve.Platform {
 			}
 			return Wrap(cfg, logger, next)
 		},
+		Check: Check,
 	}
+}
+
+// Check refuses OXY_ALLOW_CIDRS. A custom runtime's socket peer is FC's own
+// front end, never the client, and FC vouches for no client address that
+// reaches a custom runtime: x-fc-client-ip is not among the documented
+// request headers of custom runtimes
+// (https://www.alibabacloud.com/help/en/functioncompute/fc/context-and-log-format-1),
+// and FC's own advice for X-Forwarded-For, X-Real-IP and X-Client-IP is that
+// they may be forged
+// (https://www.alibabacloud.com/help/en/functioncompute/fc/how-to-get-the-original-ip-address-of-the-client-when-the-http-trigger-calls-the-built-in-runtime-function).
+// An allow-list could only admit everyone or no one, so it is refused at
+// startup rather than left to look like protection.
+func Check(cfg core.Config) error {
+	if len(cfg.AllowCIDRs) > 0 {
+		return &core.ConfigError{Problems: []string{"OXY_ALLOW_CIDRS: not supported on Aliyun FC: FC gives a custom " +
+			"runtime no client address it vouches for (the connection comes from FC's own front end, and " +
+			"x-fc-client-ip or X-Forwarded-For could be sent by the client), so the list could not tell " +
+			"clients apart; unset it and hand out proxy keys with OXY_AUTH_KEYS instead"}}
+	}
+	return nil
 }
 
 // Port returns the listening port FC assigned and the variable it came from:

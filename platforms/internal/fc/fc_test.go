@@ -1,16 +1,21 @@
 package fc
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 )
 
 func lookupMap(m map[string]string) core.LookupFunc {
@@ -226,4 +231,50 @@ func FuzzTrimDefaultDomainPrefix(f *testing.F) {
 			t.Fatalf("TrimDefaultDomainPrefix(%q) = %q; want a shorter path that p ends with", p, got)
 		}
 	})
+}
+
+// FC vouches for no client address, so OXY_ALLOW_CIDRS is refused at startup
+// with a message that names it and the alternative.
+func TestPlatform_refusesAllowCIDRs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	env := map[string]string{"OXY_ALLOW_CIDRS": "203.0.113.0/24", "OXY_HOST": "127.0.0.1", "OXY_PORT": port}
+	// Should the check be missing, Run serves until the deadline and returns nil.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = serve.Run(ctx, Platform(lookupMap(env)), nil, lookupMap(env), environOf(env), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "OXY_ALLOW_CIDRS: not supported on Aliyun FC") ||
+		!strings.Contains(err.Error(), "OXY_AUTH_KEYS") {
+		t.Errorf("Run = %v; want OXY_ALLOW_CIDRS refused, pointing to OXY_AUTH_KEYS", err)
+	}
+	if err := Check(core.Config{}); err != nil {
+		t.Errorf("Check without OXY_ALLOW_CIDRS = %v; want nil", err)
+	}
+}
+
+// Even with the startup check bypassed, the FC adapter never takes the
+// client's address from a header: a forged x-fc-client-ip or X-Forwarded-For
+// does not get a request past the allow-list.
+func TestWrap_forgedAddressHeadersIgnored(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	env := map[string]string{"OXY_TARGET": up.URL, "OXY_ALLOW_CIDRS": "203.0.113.0/24"}
+	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	srv := httptest.NewServer(Wrap(cfg, logger, core.New(cfg, logger, nil)))
+	defer srv.Close()
+	h := platformtest.FCHeaders()
+	h.Set("X-Fc-Client-Ip", "203.0.113.7")
+	h.Set("X-Forwarded-For", "203.0.113.7")
+	h.Set("X-Real-Ip", "203.0.113.7")
+	res, _ := do(t, http.MethodGet, srv.URL+"/v1/models", h, "")
+	if res.StatusCode != http.StatusForbidden || len(up.Seen()) != 0 {
+		t.Errorf("status %d, upstream got %d requests; want 403 and none", res.StatusCode, len(up.Seen()))
+	}
 }

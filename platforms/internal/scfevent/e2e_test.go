@@ -672,3 +672,66 @@ func TestStartup_errorsExit1(t *testing.T) {
 		})
 	}
 }
+
+// eventEdited returns a fixture with headers set (an empty value deletes
+// one) and, if sourceIP is not empty, requestContext.sourceIp replaced.
+func eventEdited(t *testing.T, name string, headers map[string]string, sourceIP string) []byte {
+	t.Helper()
+	var ev map[string]any
+	if err := json.Unmarshal(fixture(t, name), &ev); err != nil {
+		t.Fatal(err)
+	}
+	h := ev["headers"].(map[string]any)
+	for k, v := range headers {
+		if v == "" {
+			delete(h, k)
+		} else {
+			h[k] = v
+		}
+	}
+	if sourceIP != "" {
+		ev["requestContext"].(map[string]any)["sourceIp"] = sourceIP
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// OXY_ALLOW_CIDRS judges the address SCF puts in the event: an API gateway
+// event's requestContext.sourceIp, a function-URL event's x-scf-remote-addr.
+// What the client controls (X-Forwarded-For, X-Real-Ip, and any
+// X-Scf-Remote-Addr header in an API gateway event) never lets it in.
+func TestInvoke_allowListUsesEventAddress(t *testing.T) {
+	up := newUpstream(t)
+	f := startFunction(t, "OXY_TARGET="+up.URL, "OXY_ALLOW_CIDRS=203.0.113.0/24,111.206.96.0/24")
+	forged := map[string]string{"X-Forwarded-For": "203.0.113.7", "X-Real-Ip": "203.0.113.7", "X-Scf-Remote-Addr": "203.0.113.7"}
+	tests := []struct {
+		name   string
+		event  []byte
+		status int
+	}{
+		{"gateway sourceIp listed", fixture(t, "apigw_chat.json"), 200},
+		{"gateway sourceIp not listed, forged headers", eventEdited(t, "apigw_chat.json", forged, "198.51.100.9"), 403},
+		{"function url address listed", fixture(t, "function_url.json"), 200},
+		{"function url address not listed, forged X-Forwarded-For", eventEdited(t, "function_url.json",
+			map[string]string{"x-scf-remote-addr": "198.51.100.9", "x-forwarded-for": "203.0.113.7"}, ""), 403},
+		{"function url without x-scf-remote-addr", eventEdited(t, "function_url.json",
+			map[string]string{"x-scf-remote-addr": "", "x-forwarded-for": "203.0.113.7"}, ""), 403},
+	}
+	for _, tt := range tests {
+		r := f.invoke(t, tt.event)
+		if r.StatusCode != tt.status {
+			t.Errorf("%s: reply status %d (%s); want %d", tt.name, r.StatusCode, r.Body, tt.status)
+		}
+		if r.StatusCode == 403 {
+			if code, _, _ := r.apiError(t); code != "address_not_allowed" {
+				t.Errorf("%s: error code %q; want address_not_allowed", tt.name, code)
+			}
+		}
+	}
+	if n := len(up.requests()); n != 2 {
+		t.Errorf("upstream got %d requests; want only the 2 allowed ones", n)
+	}
+}

@@ -8,14 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"sort"
 	"strings"
 
 	"github.com/tencentyun/scf-go-lib/events"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfheaders"
 )
 
 // Event is the event SCF hands an event function for an HTTP request, from
@@ -212,22 +214,33 @@ func eventHeader(in map[string]string) (http.Header, string, error) {
 	return h, host, nil
 }
 
-// remoteAddr is the client's address: the gateway's requestContext.sourceIp,
-// or the x-scf-remote-addr header that function URLs add. It matters only
-// when OXY_FORWARD_CLIENT_IP is on.
+// remoteAddr is the client's address as SCF states it, for OXY_ALLOW_CIDRS
+// and OXY_FORWARD_CLIENT_IP, or "" when it is unknown (the allow-list then
+// refuses the request). An API gateway event's address is its
+// requestContext.sourceIp alone: the gateway sets it, while its headers are
+// the client's and may carry a forged X-Scf-Remote-Addr or X-Forwarded-For. A
+// function-URL event has no requestContext; its address is the
+// x-scf-remote-addr header, which SCF adds and documents as the client's IP
+// (see scfheaders.RemoteAddrHeader), and only when the event holds exactly one
+// such header with one address.
 func remoteAddr(ev *Event) string {
-	ip := ev.Context.SourceIP
-	if ip == "" {
+	var addr netip.Addr
+	var ok bool
+	if ev.Context != (events.APIGatewayRequestContext{}) {
+		addr, ok = scfheaders.RemoteAddr([]string{ev.Context.SourceIP})
+	} else {
+		var values []string
 		for name, v := range ev.Headers {
-			if strings.EqualFold(name, "X-Scf-Remote-Addr") {
-				ip = v
+			if strings.EqualFold(name, scfheaders.RemoteAddrHeader) {
+				values = append(values, v)
 			}
 		}
+		addr, ok = scfheaders.RemoteAddr(values)
 	}
-	if net.ParseIP(ip) == nil {
+	if !ok {
 		return ""
 	}
-	return net.JoinHostPort(ip, "0")
+	return netip.AddrPortFrom(addr, 0).String()
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110, section 5.6.2),

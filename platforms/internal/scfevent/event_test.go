@@ -73,6 +73,16 @@ func TestEventRequest_fields(t *testing.T) {
 		{"escaped path kept", `{"httpMethod":"GET","path":"/v1/files/a%2Fb"}`, "GET", "/v1/files/a%2Fb", "", "", "", 0},
 		{"unsafe path escaped", `{"httpMethod":"GET","path":"/v1/a b"}`, "GET", "/v1/a%20b", "", "", "", 0},
 		{"bad source ip", `{"httpMethod":"GET","path":"/","requestContext":{"sourceIp":"not-an-ip"}}`, "GET", "/", "", "", "", 0},
+		{"api gateway ignores x-scf-remote-addr", `{"httpMethod":"GET","path":"/","headers":{"X-Scf-Remote-Addr":"198.51.100.1"},
+			"requestContext":{"sourceIp":"203.0.113.7"}}`, "GET", "/", "", "203.0.113.7:0", "", 0},
+		{"api gateway without sourceIp", `{"httpMethod":"GET","path":"/","headers":{"x-scf-remote-addr":"203.0.113.7"},
+			"requestContext":{"serviceId":"service-f94sy04v","requestId":"c6af9ac6"}}`, "GET", "/", "", "", "", 0},
+		{"function url ipv6", `{"httpMethod":"GET","path":"/","headers":{"x-scf-remote-addr":"2001:db8::7"}}`,
+			"GET", "/", "", "[2001:db8::7]:0", "", 0},
+		{"function url remote addr twice", `{"httpMethod":"GET","path":"/","headers":{"x-scf-remote-addr":"203.0.113.7","X-Scf-Remote-Addr":"198.51.100.1"}}`,
+			"GET", "/", "", "", "", 0},
+		{"function url X-Forwarded-For only", `{"httpMethod":"GET","path":"/","headers":{"x-forwarded-for":"203.0.113.7"}}`,
+			"GET", "/", "", "", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfheaders"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 )
 
@@ -25,11 +26,11 @@ const Name = "tencent scf event function"
 
 // Defaults are the SCF event function presets: the SCF platform headers
 // (X-Scf-*, removed in every build anyway) and the API gateway's own request
-// headers never reach the upstream, as on the SCF web function.
+// headers never reach the upstream, the same presets as the SCF web function's.
 func Defaults() core.Defaults {
 	return core.Defaults{
-		StripHeaderPrefixes: []string{"x-scf-"},
-		StripHeaders:        []string{"X-Api-Requestid", "X-Client-Proto", "X-Client-Proto-Ver", "Endpoint-Timeout"},
+		StripHeaderPrefixes: scfheaders.StripHeaderPrefixes(),
+		StripHeaders:        scfheaders.StripHeaders(),
 	}
 }
 

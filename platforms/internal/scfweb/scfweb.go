@@ -12,10 +12,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/httppath"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfheaders"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 )
 
@@ -34,8 +36,8 @@ func Platform() serve.Platform {
 		Name: "tencentscf",
 		Defaults: core.Defaults{
 			Port:                9000,
-			StripHeaderPrefixes: []string{"X-Scf-"},
-			StripHeaders:        []string{"X-Api-Requestid", "X-Client-Proto", "X-Client-Proto-Ver", "Endpoint-Timeout"},
+			StripHeaderPrefixes: scfheaders.StripHeaderPrefixes(),
+			StripHeaders:        scfheaders.StripHeaders(),
 			Extra: []core.Setting{{
 				Name:    StripPathPrefixSetting,
 				Default: "",
@@ -47,17 +49,38 @@ func Platform() serve.Platform {
 	}
 }
 
-// Wrap is the SCF adapter around the proxy: it strips the configured path
-// prefix from requests and keeps response headers within SCF's limit.
+// Wrap is the SCF adapter around the proxy: it takes the client's address
+// from SCF, strips the configured path prefix from requests and keeps
+// response headers within SCF's limit.
 func Wrap(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler {
 	prefix := strings.TrimRight(cfg.Extra[StripPathPrefixSetting], "/")
 	trim := newHeaderTrimmer(logger)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r = withClientAddr(r)
 		if p, ok := httppath.TrimPrefix(httppath.Escaped(r), prefix); ok {
 			r = httppath.WithPath(r, p)
 		}
 		next.ServeHTTP(&trimmingWriter{ResponseWriter: w, trim: trim, req: r}, r)
 	})
+}
+
+// withClientAddr gives core the client's address as SCF states it. The
+// socket peer is SCF's own proxy, never the client, and X-Forwarded-For keeps
+// what the client sent to the left of what the proxies append, so neither
+// can be used. The address is the one in X-Scf-Remote-Addr, which function
+// URLs add and SCF does not let callers set (see scfheaders.RemoteAddrHeader).
+// Without exactly one valid address the client's address is unknown, so
+// OXY_ALLOW_CIDRS refuses the request rather than judging SCF's proxy. With
+// an address, RemoteAddr carries it too, for OXY_FORWARD_CLIENT_IP. core
+// strips the header before forwarding; this runs before core.
+func withClientAddr(r *http.Request) *http.Request {
+	addr, ok := scfheaders.RemoteAddr(r.Header.Values(scfheaders.RemoteAddrHeader))
+	if !ok {
+		return r.WithContext(core.WithClientAddr(r.Context(), netip.Addr{}))
+	}
+	r = r.WithContext(core.WithClientAddr(r.Context(), addr))
+	r.RemoteAddr = netip.AddrPortFrom(addr, 0).String()
+	return r
 }
 
 func checkPathPrefix(v string) error {

@@ -235,3 +235,56 @@ func TestTrimmingWriter_flushSendsTrimmedHeaders(t *testing.T) {
 		t.Error("Flush before WriteHeader sent Set-Cookie; want headers trimmed first")
 	}
 }
+
+// The allow-list judges the address SCF gives in X-Scf-Remote-Addr. The
+// socket peer (here 127.0.0.1, on SCF the platform's own proxy) and the
+// client-controlled X-Forwarded-For / X-Real-Ip never decide.
+func TestWrap_allowListUsesSCFRemoteAddr(t *testing.T) {
+	tests := []struct {
+		name   string
+		allow  string
+		header http.Header
+		status int
+	}{
+		{"allowed", "203.0.113.0/24",
+			http.Header{"X-Scf-Remote-Addr": {"203.0.113.7"}}, http.StatusOK},
+		{"refused", "203.0.113.0/24",
+			http.Header{"X-Scf-Remote-Addr": {"198.51.100.1"}}, http.StatusForbidden},
+		{"forged X-Forwarded-For", "203.0.113.0/24",
+			http.Header{"X-Scf-Remote-Addr": {"198.51.100.1"}, "X-Forwarded-For": {"203.0.113.7"}, "X-Real-Ip": {"203.0.113.7"}},
+			http.StatusForbidden},
+		{"socket peer not trusted", "127.0.0.1",
+			http.Header{"X-Scf-Remote-Addr": {"198.51.100.1"}}, http.StatusForbidden},
+		{"no SCF address fails closed", "127.0.0.1,203.0.113.0/24",
+			http.Header{"X-Forwarded-For": {"203.0.113.7"}}, http.StatusForbidden},
+		{"repeated SCF address fails closed", "203.0.113.0/24",
+			http.Header{"X-Scf-Remote-Addr": {"203.0.113.7", "198.51.100.1"}}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			up := platformtest.NewUpstream(t)
+			srv := newProxy(t, up, map[string]string{"OXY_ALLOW_CIDRS": tt.allow})
+			res := get(t, srv.URL+"/v1/models", tt.header)
+			if res.StatusCode != tt.status {
+				t.Errorf("status = %d; want %d", res.StatusCode, tt.status)
+			}
+			if n := len(up.Seen()); tt.status != http.StatusOK && n != 0 {
+				t.Errorf("upstream got %d requests; want none for a refused address", n)
+			}
+		})
+	}
+}
+
+// OXY_FORWARD_CLIENT_IP sends SCF's client address, not the socket peer or
+// what the client put in X-Forwarded-For.
+func TestWrap_forwardClientIPUsesSCFRemoteAddr(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up, map[string]string{"OXY_FORWARD_CLIENT_IP": "true"})
+	get(t, srv.URL+"/v1/models", http.Header{"X-Scf-Remote-Addr": {"203.0.113.7"}, "X-Forwarded-For": {"6.6.6.6"}})
+	if got := up.Last(t).Header.Values("X-Forwarded-For"); len(got) != 1 || got[0] != "203.0.113.7" {
+		t.Errorf("upstream X-Forwarded-For = %q; want [203.0.113.7]", got)
+	}
+	if got := up.Last(t).Header.Get("X-Scf-Remote-Addr"); got != "" {
+		t.Errorf("upstream received X-Scf-Remote-Addr %q; want it stripped", got)
+	}
+}

@@ -34,6 +34,9 @@ type Platform struct {
 	Wrap func(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler
 	// UsageNote, if set, is printed after the settings by -h.
 	UsageNote string
+	// Check, if set, refuses settings the platform cannot honour. It runs
+	// after the settings are parsed, before anything listens.
+	Check func(cfg core.Config) error
 }
 
 // Server limits. Request headers of OpenAI clients are a few KB; the limit
@@ -111,6 +114,11 @@ func Setup(p Platform, args []string, lookup core.LookupFunc, environ []string, 
 	cfg, err := core.FromEnv(lookup, core.Options{Defaults: p.Defaults, Environ: environ})
 	if err != nil {
 		return core.Config{}, nil, err
+	}
+	if p.Check != nil {
+		if err := p.Check(cfg); err != nil {
+			return core.Config{}, nil, err
+		}
 	}
 	return cfg, core.NewLogger(cfg, stderr), nil
 }

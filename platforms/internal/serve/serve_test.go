@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 )
 
 type syncBuffer struct {
@@ -222,5 +224,29 @@ func TestRun_flagsAndSettings(t *testing.T) {
 	var ue usageError
 	if err := Run(context.Background(), Platform{Name: "test"}, []string{"extra"}, none, nil, &out, &errOut); !errors.As(err, &ue) {
 		t.Errorf("stray argument: %v; want a usage error", err)
+	}
+}
+
+// A platform's Check refuses settings before anything listens.
+func TestRun_platformCheckRefusesBeforeListening(t *testing.T) {
+	port := freePort(t)
+	env := map[string]string{"OXY_HOST": "127.0.0.1", "OXY_PORT": strconv.Itoa(port)}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	refused := errors.New("OXY_TARGET: not on this platform")
+	var seen bool
+	p := Platform{Name: "test", Check: func(cfg core.Config) error {
+		seen = cfg.Port == port
+		return refused
+	}}
+	err := Run(context.Background(), p, nil, lookup, nil, io.Discard, io.Discard)
+	if !errors.Is(err, refused) {
+		t.Fatalf("Run = %v; want the Check error", err)
+	}
+	if !seen {
+		t.Error("Check did not get the parsed settings")
+	}
+	if c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+		c.Close()
+		t.Error("something listens after Check refused the settings")
 	}
 }
