@@ -70,10 +70,25 @@ func TestProxy_streamsEventByEvent(t *testing.T) {
 }
 
 func TestProxy_manyConcurrentStreamsAllComplete(t *testing.T) {
-	const streams, concurrency, events = 2000, 200, 5
+	const streams, concurrency, events = 3000, 1000, 5
+	// The first `concurrency` streams are held open after their first event
+	// until all of them are open at once; later ones run straight through.
+	var open atomic.Int64
+	allOpen := make(chan struct{})
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: {\"i\":-1}\n\n")
+		w.(http.Flusher).Flush()
+		if open.Add(1) == concurrency {
+			close(allOpen)
+		}
+		select {
+		case <-allOpen:
+		case <-time.After(60 * time.Second):
+			http.Error(w, "streams were never all open at once", 500)
+			return
+		}
 		for i := 0; i < events; i++ {
 			fmt.Fprintf(w, "data: {\"i\":%d}\n\n", i)
 			w.(http.Flusher).Flush()
@@ -98,7 +113,7 @@ func TestProxy_manyConcurrentStreamsAllComplete(t *testing.T) {
 				b, err = io.ReadAll(res.Body)
 				res.Body.Close()
 				if err == nil && (res.StatusCode != 200 || !strings.HasSuffix(string(b), "data: [DONE]\n\n") ||
-					strings.Count(string(b), "data: ") != events+1) {
+					strings.Count(string(b), "data: ") != events+2) {
 					err = fmt.Errorf("status %d, body %q", res.StatusCode, b)
 				}
 			}
