@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -395,4 +396,32 @@ func TestProxy_noAcceptEncodingAddedByTheProxy(t *testing.T) {
 	if s := <-got; s.Header.Get("Accept-Encoding") != "" {
 		t.Errorf("upstream got Accept-Encoding %q; the client sent none", s.Header.Get("Accept-Encoding"))
 	}
+}
+
+func TestBufferPool_handsOutFullBuffers(t *testing.T) {
+	p := &bufferPool{}
+	for i := 0; i < 10; i++ {
+		b := p.Get()
+		if len(b) != 32<<10 {
+			t.Fatalf("buffer of %d bytes; want 32 KiB", len(b))
+		}
+		p.Put(b[:10]) // a resliced buffer comes back whole
+		p.Put(make([]byte, 10))
+	}
+}
+
+func TestProxy_usesABufferPool(t *testing.T) {
+	h := New(Config{Target: mustParse(t, "http://127.0.0.1:1")}, nil, nil)
+	if h.proxy.BufferPool == nil {
+		t.Error("ReverseProxy.BufferPool = nil; want copy buffers recycled, not allocated per response")
+	}
+}
+
+func mustParse(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := ParseTarget(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }
