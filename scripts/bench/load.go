@@ -250,13 +250,13 @@ func download(t *target, size int) (time.Duration, error) {
 
 // coldStart runs the binary and times exec to the first proxied 200, then
 // kills it.
-func coldStart(bin, upstream string) (time.Duration, error) {
+func coldStart(bin, upstream string, extraEnv []string) (time.Duration, error) {
 	port, err := freePort()
 	if err != nil {
 		return 0, err
 	}
 	cmd := exec.Command(bin)
-	cmd.Env = proxyEnv(upstream, port)
+	cmd.Env = append(proxyEnv(upstream, port), extraEnv...)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	// A fresh connection per attempt: the first ones are refused.
 	c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}

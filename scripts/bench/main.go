@@ -37,6 +37,7 @@ type settings struct {
 	keep        bool
 	cpuProfile  string
 	stages      map[string]bool
+	proxyEnv    []string
 }
 
 func main() {
@@ -73,6 +74,7 @@ func parseFlags(args []string) (settings, error) {
 	fs.BoolVar(&s.sizes, "sizes", true, "build every platform and report binary sizes")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temp dir (logs, nginx.conf, binaries)")
 	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy during the small-request stage to this file (builds the server with profiling; figures then include its cost)")
+	penv := fs.String("proxy-env", "", "extra environment of the proxy, comma-separated KEY=VALUE (e.g. GOGC=200 for a tuning experiment)")
 	stages := fs.String("stages", "small,bulk,hold,cold", "stages to run: small (small requests and SSE), bulk, hold, cold")
 	quick := fs.Bool("quick", false, "a short run (about a minute) to try the harness; figures are noisier")
 	if err := fs.Parse(args); err != nil {
@@ -84,6 +86,15 @@ func parseFlags(args []string) (settings, error) {
 			return s, fmt.Errorf("-conc %q: want positive integers separated by commas", *conc)
 		}
 		s.conc = append(s.conc, n)
+	}
+	for _, kv := range strings.Split(*penv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if !strings.Contains(kv, "=") {
+			return s, fmt.Errorf("-proxy-env %q: want KEY=VALUE pairs separated by commas", *penv)
+		}
+		s.proxyEnv = append(s.proxyEnv, kv)
 	}
 	s.stages = map[string]bool{}
 	for _, st := range strings.Split(*stages, ",") {

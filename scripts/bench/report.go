@@ -20,6 +20,9 @@ func report(w io.Writer, s settings, r *results, machine []string, measured time
 	fmt.Fprintf(w, "- Settings: %d rounds of %s (after %s warm-up) per concurrency and target; %d SSE streams of %d events %s apart per target and round; "+
 		"%d streams held %s, %d rounds; %d x %d MiB up and down per target and round; nginx worker_processes %d\n\n",
 		s.rounds, s.dur, s.warm, s.streams, s.chunks, s.spacing, s.holdStreams, s.hold, s.holdRounds, s.bulkReps, s.bulkMiB, s.workers)
+	if len(s.proxyEnv) > 0 {
+		fmt.Fprintf(w, "- Proxy environment added: `%s`\n\n", strings.Join(s.proxyEnv, " "))
+	}
 
 	var figs []figure
 	figs = append(figs, smallFigures(s, r)...)

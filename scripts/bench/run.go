@@ -95,7 +95,7 @@ func run(s settings, stdout io.Writer) error {
 		if !s.stages["cold"] {
 			break
 		}
-		d, err := coldStart(bin, up.addr)
+		d, err := coldStart(bin, up.addr, s.proxyEnv)
 		if err != nil {
 			return err
 		}
@@ -124,7 +124,7 @@ func startTargets(s settings, bin, dir, ngx string, up *upstream, conns int, pro
 			t.stop()
 		}
 	}
-	p, err := startProxy(bin, dir, up.addr, conns, proxyEnv...)
+	p, err := startProxy(bin, dir, up.addr, conns, append(slices.Clone(s.proxyEnv), proxyEnv...)...)
 	if err != nil {
 		return nil, nil, err
 	}
