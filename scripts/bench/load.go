@@ -100,41 +100,51 @@ func runSmall(t *target, up *upstream, conc int, warm, dur time.Duration) (small
 	}, nil
 }
 
-// readStream sends a streaming request and returns when each "data:" event
-// arrived, counted from just before the request was sent.
-func readStream(ctx context.Context, c *http.Client, base string, opened func()) ([]time.Duration, error) {
+// stream is what the client saw of one SSE stream: when each event arrived,
+// counted from just before the request was sent, and how long each took
+// from the upstream's write to the client's read.
+type stream struct {
+	arrivals, delays []time.Duration
+}
+
+// readStream sends a streaming request and reads the events to the end.
+func readStream(ctx context.Context, c *http.Client, base string, opened func()) (stream, error) {
+	var st stream
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+pathChat, bytes.NewReader(streamRequest))
 	if err != nil {
-		return nil, err
+		return st, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	start := time.Now()
 	res, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return st, err
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("status %d", res.StatusCode)
+		return st, fmt.Errorf("status %d", res.StatusCode)
 	}
-	var arrivals []time.Duration
 	br := bufio.NewReader(res.Body)
 	for {
 		line, err := br.ReadSlice('\n')
 		if err == io.EOF {
-			return arrivals, fmt.Errorf("stream ended without [DONE] after %d events", len(arrivals))
+			return st, fmt.Errorf("stream ended without [DONE] after %d events", len(st.arrivals))
 		}
 		if err != nil {
-			return arrivals, err
+			return st, err
 		}
 		if !bytes.HasPrefix(line, []byte("data: ")) {
 			continue
 		}
 		if bytes.HasPrefix(line, []byte("data: [DONE]")) {
-			return arrivals, nil
+			return st, nil
 		}
-		arrivals = append(arrivals, time.Since(start))
-		if len(arrivals) == 1 && opened != nil {
+		now := time.Now()
+		st.arrivals = append(st.arrivals, now.Sub(start))
+		if sent, ok := sentAt(line); ok {
+			st.delays = append(st.delays, now.Sub(epoch)-sent)
+		}
+		if len(st.arrivals) == 1 && opened != nil {
 			opened()
 		}
 	}
@@ -143,7 +153,9 @@ func readStream(ctx context.Context, c *http.Client, base string, opened func())
 // sseResult is a series of streams read one after another.
 type sseResult struct {
 	firstChunk []float64 // milliseconds
+	delays     []time.Duration
 	bunched    int
+	heldBack   int // events delayed by more than half the spacing
 	chunks     int
 	errors     int
 }
@@ -151,15 +163,22 @@ type sseResult struct {
 func runSSE(t *target, streams int, spacing time.Duration) sseResult {
 	var r sseResult
 	for range streams {
-		arr, err := readStream(context.Background(), t.client, t.base, nil)
+		st, err := readStream(context.Background(), t.client, t.base, nil)
 		if err != nil {
 			r.errors++
 			continue
 		}
-		r.firstChunk = append(r.firstChunk, float64(arr[0])/float64(time.Millisecond))
-		r.bunched += bunched(arr, spacing)
-		r.chunks += len(arr)
+		r.firstChunk = append(r.firstChunk, ms(st.arrivals[0]))
+		r.bunched += bunched(st.arrivals, spacing)
+		r.chunks += len(st.arrivals)
+		for _, d := range st.delays {
+			if d > spacing/2 {
+				r.heldBack++
+			}
+		}
+		r.delays = append(r.delays, st.delays...)
 	}
+	slices.Sort(r.delays)
 	return r
 }
 

@@ -16,7 +16,7 @@ import (
 func report(w io.Writer, s settings, r *results, machine []string, measured time.Duration) {
 	fmt.Fprintf(w, "Run of %s UTC, measuring took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04"), measured.Round(time.Second))
 	fmt.Fprintln(w, strings.Join(machine, "\n"))
-	fmt.Fprintf(w, "- Command: `go run ./scripts/bench %s`\n", strings.Join(os.Args[1:], " "))
+	fmt.Fprintf(w, "- Command: `%s`\n", strings.TrimSpace("go run ./scripts/bench "+strings.Join(os.Args[1:], " ")))
 	fmt.Fprintf(w, "- Settings: %d rounds of %s (after %s warm-up) per concurrency and target; %d SSE streams of %d events %s apart per target and round; "+
 		"%d streams held %s, %d rounds; %d x %d MiB up and down per target and round; nginx worker_processes %d\n\n",
 		s.rounds, s.dur, s.warm, s.streams, s.chunks, s.spacing, s.holdStreams, s.hold, s.holdRounds, s.bulkReps, s.bulkMiB, s.workers)
@@ -82,6 +82,15 @@ func yes(ok bool, miss string) string {
 
 func targets(s settings, figs []figure) []verdictRow {
 	var out []verdictRow
+	// add appends row, or a "not measured" row when a stage was skipped.
+	add := func(row verdictRow, measured ...float64) {
+		for _, v := range measured {
+			if math.IsNaN(v) {
+				row.got, row.verdict = "-", "not measured in this run"
+			}
+		}
+		out = append(out, row)
+	}
 	hasNginx := !math.IsNaN(find(figs, "req/s, c=1").get(nginx)) || !math.IsNaN(find(figs, "req/s, c=16").get(nginx))
 	for _, c := range []int{16, 64} {
 		f := find(figs, fmt.Sprintf("req/s, c=%d", c))
@@ -97,7 +106,7 @@ func targets(s settings, figs []figure) []verdictRow {
 		default:
 			row.verdict = yes(p >= n, fmt.Sprintf("%.0f%% below nginx's ratio", (1-p/n)*100))
 		}
-		out = append(out, row)
+		add(row, p)
 	}
 	for _, c := range []int{16, 64} {
 		f := find(figs, fmt.Sprintf("CPU s per 10k requests, c=%d", c))
@@ -111,11 +120,11 @@ func targets(s settings, figs []figure) []verdictRow {
 		} else {
 			row.verdict = "no nginx in this run"
 		}
-		out = append(out, row)
+		add(row, p)
 	}
 	if f := find(figs, "new upstream conns per 1k requests, c=64"); f.vals != nil {
 		p := f.get(proxy)
-		out = append(out, verdictRow{"new upstream connections per 1k requests c=64", "< 1", num(p), yes(p < 1, num(p))})
+		add(verdictRow{"new upstream connections per 1k requests c=64", "< 1", num(p), yes(p < 1, num(p))}, p)
 	}
 	if f := find(figs, "RSS per open stream KiB"); f.vals != nil {
 		p, n := f.get(proxy), f.get(nginx)
@@ -130,27 +139,29 @@ func targets(s settings, figs []figure) []verdictRow {
 		if held > 0 {
 			row.verdict += fmt.Sprintf("; %s streams failed", num(held))
 		}
-		out = append(out, row)
+		add(row, p)
 	}
 	first := find(figs, "first SSE chunk ms (median of round medians)")
 	added := first.get(proxy) - first.get(direct)
-	out = append(out, verdictRow{"first SSE chunk added over direct", "<= 0.3 ms", fmt.Sprintf("%+.3f ms", added),
-		yes(added <= 0.3, fmt.Sprintf("%.3f ms over", added-0.3))})
+	add(verdictRow{"first SSE chunk added over direct", "<= 0.3 ms", fmt.Sprintf("%+.3f ms", added),
+		yes(added <= 0.3, fmt.Sprintf("%.3f ms over", added-0.3))}, added)
 	b := find(figs, "SSE chunks bunched").get(proxy)
-	out = append(out, verdictRow{"SSE bunching", "none", num(b) + " bunched", yes(b == 0, num(b)+" chunks bunched")})
+	hb := find(figs, "SSE events delayed over half the spacing").get(proxy)
+	add(verdictRow{"SSE bunching", "none", fmt.Sprintf("%s bunched, %s held back over %s", num(b), num(hb), s.spacing/2),
+		yes(b == 0, num(b)+" chunks bunched")}, b)
 	for _, name := range []string{fmt.Sprintf("upload %d MiB, MiB/s", s.bulkMiB), fmt.Sprintf("download %d MiB, MiB/s", s.bulkMiB)} {
 		f := find(figs, name)
 		r := f.get(proxy) / f.get(direct)
-		out = append(out, verdictRow{strings.Split(name, ",")[0] + " throughput", ">= 0.7x direct", fmt.Sprintf("%.2fx", r),
-			yes(r >= 0.7, fmt.Sprintf("%.0f%% below 0.7x", (1-r/0.7)*100))})
+		add(verdictRow{strings.Split(name, ",")[0] + " throughput", ">= 0.7x direct", fmt.Sprintf("%.2fx", r),
+			yes(r >= 0.7, fmt.Sprintf("%.0f%% below 0.7x", (1-r/0.7)*100))}, r)
 	}
 	g := find(figs, "peak RSS growth over idle MiB").get(proxy)
 	body := float64(s.bulkMiB)
-	out = append(out, verdictRow{"peak RSS during transfers", fmt.Sprintf("growth well under the body (< 25%% of %d MiB)", s.bulkMiB),
+	add(verdictRow{"peak RSS during transfers", fmt.Sprintf("growth well under the body (< 25%% of %d MiB)", s.bulkMiB),
 		fmt.Sprintf("+%s MiB (peak %s MiB)", num(g), num(find(figs, "peak RSS during transfers MiB").get(proxy))),
-		yes(g < body/4, fmt.Sprintf("%s MiB over", num(g-body/4)))})
+		yes(g < body/4, fmt.Sprintf("%s MiB over", num(g-body/4)))}, g)
 	c := find(figs, "cold start: exec to first proxied 200, ms").get(proxy)
-	out = append(out, verdictRow{"cold start to first proxied 200", "< 10 ms", num(c) + " ms", yes(c < 10, fmt.Sprintf("%s ms over", num(c-10)))})
+	add(verdictRow{"cold start to first proxied 200", "< 10 ms", num(c) + " ms", yes(c < 10, fmt.Sprintf("%s ms over", num(c-10)))}, c)
 	return out
 }
 

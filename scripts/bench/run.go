@@ -179,8 +179,9 @@ func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) erro
 		}
 		for _, t := range rotate(ts, round) {
 			res := runSSE(t, s.streams, s.spacing)
-			logf("round %d sse %-6s first chunk %.3f ms, %d bunched of %d, %d errors",
-				round+1, t.name, median(res.firstChunk), res.bunched, res.chunks, res.errors)
+			logf("round %d sse %-6s first chunk %.3f ms, event delay p50 %v p99 %v max %v, %d bunched, %d held back of %d, %d errors",
+				round+1, t.name, median(res.firstChunk), percentile(res.delays, 50), percentile(res.delays, 99),
+				percentile(res.delays, 100), res.bunched, res.heldBack, res.chunks, res.errors)
 			r.sse[t.name] = append(r.sse[t.name], res)
 		}
 	}
@@ -338,17 +339,22 @@ func smallFigures(s settings, r *results) []figure {
 
 func streamFigures(r *results) []figure {
 	first := figure{name: "first SSE chunk ms (median of round medians)", vals: map[string]float64{}}
+	d50 := figure{name: "SSE event delay p50 ms (upstream write to client read)", vals: map[string]float64{}}
+	d99 := figure{name: "SSE event delay p99 ms", vals: map[string]float64{}}
+	held := figure{name: "SSE events delayed over half the spacing", vals: map[string]float64{}}
 	bunch := figure{name: "SSE chunks bunched", vals: map[string]float64{}}
 	recv := figure{name: "SSE chunks received", vals: map[string]float64{}}
 	errs := figure{name: "failed SSE streams", vals: map[string]float64{}}
 	for name, runs := range r.sse {
-		var meds []float64
-		var b, n, e int
+		var meds, p50s, p99s []float64
+		var b, n, e, hb int
 		for _, x := range runs {
 			meds = append(meds, median(x.firstChunk))
-			b, n, e = b+x.bunched, n+x.chunks, e+x.errors
+			p50s, p99s = append(p50s, ms(percentile(x.delays, 50))), append(p99s, ms(percentile(x.delays, 99)))
+			b, n, e, hb = b+x.bunched, n+x.chunks, e+x.errors, hb+x.heldBack
 		}
 		first.vals[name] = median(meds)
+		d50.vals[name], d99.vals[name], held.vals[name] = median(p50s), median(p99s), float64(hb)
 		bunch.vals[name], recv.vals[name] = float64(b), float64(n)
 		errs.vals[name] = float64(e)
 	}
@@ -362,7 +368,7 @@ func streamFigures(r *results) []figure {
 		}
 		perStream.vals[name] = median(xs)
 	}
-	return []figure{first, bunch, recv, errs, perStream, holdErrs}
+	return []figure{first, d50, d99, bunch, held, recv, errs, perStream, holdErrs}
 }
 
 func bulkFigures(s settings, r *results) []figure {

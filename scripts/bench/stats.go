@@ -167,3 +167,23 @@ func bunched(arrivals []time.Duration, spacing time.Duration) int {
 	}
 	return n
 }
+
+// sentAt returns the send time stamped into an SSE event by the mock
+// upstream: the digits after `"id":"chatcmpl-`.
+func sentAt(line []byte) (time.Duration, bool) {
+	const key = `"id":"chatcmpl-`
+	i := strings.Index(string(line), key)
+	if i < 0 {
+		return 0, false
+	}
+	rest := string(line[i+len(key):])
+	j := strings.IndexByte(rest, '"')
+	if j <= 0 {
+		return 0, false
+	}
+	ns, err := strconv.ParseInt(rest[:j], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	return time.Duration(ns), true
+}

@@ -173,3 +173,15 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestSentAt(t *testing.T) {
+	line := []byte(`data: {"id":"chatcmpl-1234567","object":"chat.completion.chunk"}` + "\n")
+	if got, ok := sentAt(line); !ok || got != 1234567 {
+		t.Errorf("sentAt = %v, %v; want 1.234567ms, true", got, ok)
+	}
+	for _, bad := range []string{`data: {"id":"chatcmpl-bench"}`, `data: {"id":"chatcmpl-"}`, `data: [DONE]`} {
+		if _, ok := sentAt([]byte(bad)); ok {
+			t.Errorf("sentAt(%q) ok; want not found", bad)
+		}
+	}
+}

@@ -30,8 +30,13 @@ var chatResponse = []byte(`{"id":"chatcmpl-bench0001","object":"chat.completion"
 
 var modelsResponse = []byte(`{"object":"list","data":[{"id":"gpt-4o-mini","object":"model","created":1721172741,"owned_by":"system"}]}` + "\n")
 
-// sseChunk is one streamed delta, about 200 bytes like OpenAI's.
-const sseChunk = `data: {"id":"chatcmpl-bench0002","object":"chat.completion.chunk","created":1732579200,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_bench","choices":[{"index":0,"delta":{"content":"%d "},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+// sseChunk is one streamed delta, about 200 bytes like OpenAI's. Its id
+// carries the time it was written (nanoseconds since epoch), so that the
+// harness, which also reads it, can tell each event's delay on the way.
+const sseChunk = `data: {"id":"chatcmpl-%d","object":"chat.completion.chunk","created":1732579200,"model":"gpt-4o-mini-2024-07-18","system_fingerprint":"fp_bench","choices":[{"index":0,"delta":{"content":"%d "},"logprobs":null,"finish_reason":null}]}` + "\n\n"
+
+// epoch is the harness's clock origin for event timestamps.
+var epoch = time.Now()
 
 // upstream is the mock OpenAI API. Its stream shape is set before each stage;
 // it counts the connections it accepts, to measure keep-alive reuse.
@@ -125,7 +130,7 @@ func (u *upstream) stream(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		if _, err := fmt.Fprintf(w, sseChunk, i); err != nil {
+		if _, err := fmt.Fprintf(w, sseChunk, time.Since(epoch).Nanoseconds(), i); err != nil {
 			return
 		}
 		if err := rc.Flush(); err != nil {
