@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -77,6 +78,7 @@ func run(s settings, stdout io.Writer) error {
 		bulkErrors: map[string]int{},
 	}
 	started := time.Now()
+	loadBefore := loadAvg()
 	stages := []struct {
 		name string
 		run  func(settings, *results, string, string, string, *upstream) error
@@ -111,7 +113,7 @@ func run(s settings, stdout io.Writer) error {
 		logf("core micro-benchmarks")
 		r.micro = microBench(root, s.micro)
 	}
-	report(stdout, s, r, machine(ngx), measured)
+	report(stdout, s, r, append(machine(ngx), "- Load average (1, 5, 15 min) before and after measuring: "+loadBefore+"; "+loadAvg()), measured)
 	return nil
 }
 
@@ -260,6 +262,20 @@ func stageHold(s settings, r *results, bin, dir, ngx string, up *upstream) error
 		stop()
 	}
 	return nil
+}
+
+// loadAvg returns the first three fields of /proc/loadavg: how busy the
+// machine was, for reading the figures' noise.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
