@@ -165,6 +165,7 @@ func runSSE(t *target, streams int, spacing time.Duration) sseResult {
 	for range streams {
 		st, err := readStream(context.Background(), t.client, t.base, nil)
 		if err != nil {
+			logf("%s: a stream failed after %d events: %v", t.name, len(st.arrivals), err)
 			r.errors++
 			continue
 		}
@@ -212,7 +213,8 @@ func runHold(t *target, n int, hold time.Duration) (holdResult, error) {
 		done.Go(func() {
 			once := sync.OnceFunc(opened.Done)
 			defer once()
-			if _, err := readStream(ctx, t.client, t.base, once); err != nil {
+			if st, err := readStream(ctx, t.client, t.base, once); err != nil {
+				logf("%s: a held stream failed after %d events: %v", t.name, len(st.arrivals), err)
 				errs.Add(1)
 			}
 		})

@@ -59,8 +59,8 @@ func num(x float64) string {
 		return "-"
 	}
 	switch ax := math.Abs(x); {
-	case ax == 0:
-		return "0"
+	case x == math.Trunc(x):
+		return strconv.FormatFloat(x, 'f', 0, 64)
 	case ax >= 1000:
 		return strconv.FormatFloat(x, 'f', 0, 64)
 	case ax >= 100:

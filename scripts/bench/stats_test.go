@@ -70,6 +70,7 @@ func TestRatioAndNum(t *testing.T) {
 		{ratio(math.NaN(), 1), "-"},
 		{num(math.NaN()), "-"},
 		{num(0), "0"},
+		{num(3), "3"},
 		{num(0.0234), "0.023"},
 		{num(3.456), "3.46"},
 		{num(12.34), "12.3"},
