@@ -149,6 +149,9 @@ func targets(s settings, figs []figure) []verdictRow {
 	hb := find(figs, "SSE events delayed over half the spacing").get(proxy)
 	add(verdictRow{"SSE bunching", "none", fmt.Sprintf("%s bunched, %s held back over %s", num(b), num(hb), s.spacing/2),
 		yes(b == 0, num(b)+" chunks bunched")}, b)
+	cut := find(figs, "failed SSE streams").get(proxy)
+	add(verdictRow{"SSE streams complete", "every stream ends with [DONE]", fmt.Sprintf("%s of %d failed", num(cut), s.streams*s.rounds),
+		yes(cut == 0, num(cut)+" failed (see the stderr log for the error)")}, cut)
 	for _, name := range []string{fmt.Sprintf("upload %d MiB, MiB/s", s.bulkMiB), fmt.Sprintf("download %d MiB, MiB/s", s.bulkMiB)} {
 		f := find(figs, name)
 		r := f.get(proxy) / f.get(direct)
