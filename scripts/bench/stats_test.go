@@ -186,3 +186,44 @@ func TestSentAt(t *testing.T) {
 		}
 	}
 }
+
+func TestTargets(t *testing.T) {
+	s, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := func(name string, d, p, n float64) figure {
+		return figure{name: name, vals: map[string]float64{direct: d, proxy: p, nginx: n}}
+	}
+	figs := []figure{
+		f("req/s, c=16", 1000, 700, 600),
+		f("req/s, c=64", 1000, 300, 600),
+		f("CPU s per 10k requests, c=16", math.NaN(), 0.3, 0.25),
+		f("new upstream conns per 1k requests, c=64", 0, 1, 0),
+		f("first SSE chunk ms (median of round medians)", 0.2, 0.45, 0.3),
+		f("SSE chunks bunched", 0, 0, 0),
+		f("failed SSE streams", 0, 2, 0),
+	}
+	got := map[string]string{}
+	for _, r := range targets(s, figs) {
+		got[r.name] = r.verdict
+	}
+	want := map[string]string{
+		"throughput c=16":                               "met",
+		"throughput c=64":                               "missed: 50% below nginx's ratio",
+		"CPU per 10k requests c=16":                     "met",
+		"new upstream connections per 1k requests c=64": "missed: 1",
+		"first SSE chunk added over direct":             "met",
+		"SSE bunching":                                  "met",
+		"SSE streams complete":                          "missed: 2 failed (see the stderr log for the error)",
+		"cold start to first proxied 200":               "not measured in this run",
+	}
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s: verdict %q; want %q", name, got[name], w)
+		}
+	}
+	if _, ok := got["CPU per 10k requests c=64"]; ok {
+		t.Error("a target row for a figure that is not in the run")
+	}
+}
