@@ -25,6 +25,10 @@ test: ## Run go vet and every test with the race detector
 	$(GO) vet ./...
 	$(GO) test -race -count=1 ./...
 
+.PHONY: bench
+bench: ## Benchmark the server binary against direct and nginx on 127.0.0.1 (about 7 min; BENCHFLAGS=-quick for a short run)
+	@$(GO) run ./scripts/bench $(BENCHFLAGS)
+
 .PHONY: fmt
 fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')

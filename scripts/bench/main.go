@@ -1,0 +1,196 @@
+// Command bench measures the proxy's server binary against direct requests
+// and against nginx, on 127.0.0.1 only, and prints the results as Markdown
+// (docs/BENCHMARKS.md is its output). Run it from the repository root with
+// `make bench`, or `go run ./scripts/bench -h` for the flags.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// settings are the knobs of one run.
+type settings struct {
+	rounds      int
+	warm, dur   time.Duration
+	conc        []int
+	streams     int
+	chunks      int
+	spacing     time.Duration
+	holdStreams int
+	hold        time.Duration
+	holdRounds  int
+	bulkMiB     int
+	bulkReps    int
+	cold        int
+	nginx       string
+	workers     int
+	micro       int
+	sizes       bool
+	keep        bool
+	cpuProfile  string
+	stages      map[string]bool
+	proxyEnv    []string
+}
+
+func main() {
+	s, err := parseFlags(os.Args[1:])
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench: error: %v\n", err)
+		os.Exit(2)
+	}
+	if err := run(s, os.Stdout); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (settings, error) {
+	var s settings
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&s.rounds, "rounds", 5, "rounds of the small-request and SSE stages; each round runs every target in turn")
+	fs.DurationVar(&s.warm, "warm", 300*time.Millisecond, "warm-up before each measured window")
+	fs.DurationVar(&s.dur, "dur", 2*time.Second, "measured window of each small-request run")
+	conc := fs.String("conc", "1,16,64", "concurrencies of the small-request stage")
+	fs.IntVar(&s.streams, "streams", 20, "SSE streams read one after another per target and round")
+	fs.IntVar(&s.chunks, "chunks", 20, "events per SSE stream")
+	fs.DurationVar(&s.spacing, "spacing", 10*time.Millisecond, "time between SSE events")
+	fs.IntVar(&s.holdStreams, "hold-streams", 1000, "concurrent SSE streams held open for the memory figure")
+	fs.DurationVar(&s.hold, "hold", 10*time.Second, "how long those streams stay open")
+	fs.IntVar(&s.holdRounds, "hold-rounds", 3, "rounds of the held-streams stage")
+	fs.IntVar(&s.bulkMiB, "bulk-mib", 10, "size of the upload and download bodies, MiB")
+	fs.IntVar(&s.bulkReps, "bulk-reps", 5, "uploads and downloads per target and round (rounds as -rounds)")
+	fs.IntVar(&s.cold, "cold", 10, "cold starts to time")
+	fs.StringVar(&s.nginx, "nginx", "", "nginx binary (default: nginx in PATH or /usr/sbin/nginx; \"none\" skips nginx)")
+	fs.IntVar(&s.workers, "nginx-workers", runtime.NumCPU(), "nginx worker_processes (the proxy uses every core too)")
+	fs.IntVar(&s.micro, "micro", 3, "-count of the core Go micro-benchmarks (0 skips them)")
+	fs.BoolVar(&s.sizes, "sizes", true, "build every platform and report binary sizes")
+	fs.BoolVar(&s.keep, "keep", false, "keep the temp dir (logs, nginx.conf, binaries)")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy during the small-request stage to this file (builds the server with profiling; figures then include its cost)")
+	penv := fs.String("proxy-env", "", "extra environment of the proxy, comma-separated KEY=VALUE (e.g. GOGC=200 for a tuning experiment)")
+	stages := fs.String("stages", "small,bulk,hold,cold", "stages to run: small (small requests and SSE), bulk, hold, cold")
+	quick := fs.Bool("quick", false, "a short run (about a minute) to try the harness; figures are noisier")
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	for _, f := range strings.Split(*conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return s, fmt.Errorf("-conc %q: want positive integers separated by commas", *conc)
+		}
+		s.conc = append(s.conc, n)
+	}
+	for _, kv := range strings.Split(*penv, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		if !strings.Contains(kv, "=") {
+			return s, fmt.Errorf("-proxy-env %q: want KEY=VALUE pairs separated by commas", *penv)
+		}
+		s.proxyEnv = append(s.proxyEnv, kv)
+	}
+	s.stages = map[string]bool{}
+	for _, st := range strings.Split(*stages, ",") {
+		switch st = strings.TrimSpace(st); st {
+		case "small", "bulk", "hold", "cold":
+			s.stages[st] = true
+		default:
+			return s, fmt.Errorf("-stages: unknown stage %q, want small, bulk, hold or cold", st)
+		}
+	}
+	if *quick {
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		quickDefaults := map[string]string{"rounds": "1", "warm": "100ms", "dur": "700ms", "streams": "5",
+			"hold-streams": "300", "hold": "3s", "hold-rounds": "1", "bulk-reps": "2", "cold": "3", "micro": "1"}
+		for name, v := range quickDefaults {
+			if !set[name] {
+				_ = fs.Set(name, v)
+			}
+		}
+	}
+	if s.rounds < 1 || s.holdRounds < 1 || s.streams < 1 || s.chunks < 2 || s.holdStreams < 1 || s.bulkReps < 1 || s.bulkMiB < 1 {
+		return s, fmt.Errorf("-rounds, -hold-rounds, -streams, -hold-streams, -bulk-reps and -bulk-mib must be at least 1, -chunks at least 2")
+	}
+	return s, nil
+}
+
+// moduleRoot is the directory of the module the harness belongs to.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("finding the module root (run from the repository): %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", fmt.Errorf("not inside the module: run from the repository root")
+	}
+	return filepath.Dir(gomod), nil
+}
+
+// goBuild builds pkg like a release: static, trimmed, stripped.
+func goBuild(root, pkg, out string, extraTags ...string) error {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w", "-o", out}
+	if len(extraTags) > 0 {
+		args = append(args, "-tags", strings.Join(extraTags, ","))
+	}
+	cmd := exec.Command("go", append(args, pkg)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+func findNginx(flagValue string) string {
+	switch flagValue {
+	case "none":
+		return ""
+	case "":
+		if p, err := exec.LookPath("nginx"); err == nil {
+			return p
+		}
+		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+			return "/usr/sbin/nginx"
+		}
+		return ""
+	}
+	return flagValue
+}
+
+func commandOutput(name string, args ...string) string {
+	b, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func machine(nginx string) []string {
+	model := "unknown"
+	if f, err := os.Open("/proc/cpuinfo"); err == nil {
+		model = cpuModel(f)
+		f.Close()
+	}
+	lines := []string{
+		fmt.Sprintf("- CPU: %d cores (nproc), %s", runtime.NumCPU(), model),
+		"- Go: " + commandOutput("go", "version"),
+		"- Kernel: " + commandOutput("uname", "-sr"),
+	}
+	if nginx != "" {
+		lines = append(lines, "- nginx: "+strings.TrimPrefix(commandOutput(nginx, "-v"), "nginx version: "))
+	} else {
+		lines = append(lines, "- nginx: not installed, skipped")
+	}
+	return lines
+}
+
+func mib(b int) string { return strconv.Itoa(b>>20) + " MiB" }

@@ -1,0 +1,412 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Target names, in the order of the table's columns.
+const (
+	direct = "direct"
+	proxy  = "proxy"
+	nginx  = "nginx"
+)
+
+// results gathers every measurement of a run, per target.
+type results struct {
+	small      map[int]map[string][]smallResult // by concurrency, then target
+	sse        map[string][]sseResult
+	hold       map[string][]holdResult
+	up         map[string][]float64 // MiB/s
+	down       map[string][]float64 // MiB/s
+	base       map[string]float64   // RSS before the transfers, bytes
+	peak       map[string]float64   // peak RSS over the transfers, bytes
+	bulkErrors map[string]int
+	cold       []float64 // ms
+	sizes      []binarySize
+	micro      string
+}
+
+type binarySize struct {
+	pkg   string
+	bytes int64
+}
+
+func run(s settings, stdout io.Writer) error {
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "oxy-bench-")
+	if err != nil {
+		return fmt.Errorf("making a temp dir: %w", err)
+	}
+	if s.keep {
+		logf("keeping %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	bin := filepath.Join(dir, "chatgpt_reverse_proxy")
+	if s.cpuProfile != "" {
+		logf("building ./scripts/bench/profproxy (CPU profile to %s)", s.cpuProfile)
+		if err := goBuild(root, "./scripts/bench/profproxy", bin); err != nil {
+			return err
+		}
+	} else {
+		logf("building ./platforms/server")
+		if err := goBuild(root, "./platforms/server", bin); err != nil {
+			return err
+		}
+	}
+	up, err := startUpstream(s.bulkMiB << 20)
+	if err != nil {
+		return err
+	}
+	ngx := findNginx(s.nginx)
+	if ngx == "" {
+		logf("nginx not found: measuring direct and proxy only (apt-get install -y nginx to add it)")
+	}
+	r := &results{
+		small: map[int]map[string][]smallResult{}, sse: map[string][]sseResult{}, hold: map[string][]holdResult{},
+		up: map[string][]float64{}, down: map[string][]float64{}, base: map[string]float64{}, peak: map[string]float64{},
+		bulkErrors: map[string]int{},
+	}
+	started := time.Now()
+	loadBefore := loadAvg()
+	stages := []struct {
+		name string
+		run  func(settings, *results, string, string, string, *upstream) error
+	}{{"small", stageSmall}, {"bulk", stageBulk}, {"hold", stageHold}}
+	for _, st := range stages {
+		if s.stages[st.name] {
+			if err := st.run(s, r, bin, dir, ngx, up); err != nil {
+				return err
+			}
+		}
+	}
+	if s.stages["cold"] {
+		logf("cold start x%d", s.cold)
+	}
+	for range s.cold {
+		if !s.stages["cold"] {
+			break
+		}
+		d, err := coldStart(bin, up.addr, s.proxyEnv)
+		if err != nil {
+			return err
+		}
+		r.cold = append(r.cold, ms(d))
+	}
+	measured := time.Since(started)
+	if s.sizes {
+		if r.sizes, err = buildSizes(root, dir); err != nil {
+			return err
+		}
+	}
+	if s.micro > 0 {
+		logf("core micro-benchmarks")
+		r.micro = microBench(root, s.micro)
+	}
+	report(stdout, s, r, append(machine(ngx), "- Load average (1, 5, 15 min) before and after measuring: "+loadBefore+"; "+loadAvg()), measured)
+	return nil
+}
+
+// startTargets starts the proxy and, when installed, nginx; the returned
+// list always begins with direct.
+func startTargets(s settings, bin, dir, ngx string, up *upstream, conns int, proxyEnv ...string) ([]*target, func(), error) {
+	ts := []*target{{name: direct, base: "http://" + up.addr, client: newClient(conns)}}
+	stop := func() {
+		for _, t := range ts {
+			t.stop()
+		}
+	}
+	p, err := startProxy(bin, dir, up.addr, conns, append(slices.Clone(s.proxyEnv), proxyEnv...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	ts = append(ts, p)
+	if ngx != "" {
+		n, err := startNginx(ngx, filepath.Join(dir, "nginx"), up.addr, s.workers, conns)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		ts = append(ts, n)
+	}
+	return ts, stop, nil
+}
+
+// rotate returns ts started at the round's offset, so no target always runs
+// first (or right after a given other one).
+func rotate(ts []*target, round int) []*target {
+	k := round % len(ts)
+	return append(slices.Clone(ts[k:]), ts[:k]...)
+}
+
+func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) error {
+	var env []string
+	if s.cpuProfile != "" {
+		abs, err := filepath.Abs(s.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("-cpuprofile: %w", err)
+		}
+		env = append(env, "BENCH_CPUPROFILE="+abs)
+	}
+	ts, stop, err := startTargets(s, bin, dir, ngx, up, 2*slices.Max(s.conc), env...)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	up.setStream(s.chunks, s.spacing)
+	for round := range s.rounds {
+		for _, c := range s.conc {
+			if r.small[c] == nil {
+				r.small[c] = map[string][]smallResult{}
+			}
+			for _, t := range rotate(ts, round) {
+				res, err := runSmall(t, up, c, s.warm, s.dur)
+				if err != nil {
+					return err
+				}
+				logf("round %d c=%d %-6s %7.0f req/s p50 %v p99 %v cpu %v new conns %d errors %d",
+					round+1, c, t.name, res.rps, res.p50, res.p99, res.cpu, res.newConns, res.errors)
+				r.small[c][t.name] = append(r.small[c][t.name], res)
+			}
+		}
+		for _, t := range rotate(ts, round) {
+			res := runSSE(t, s.streams, s.spacing)
+			logf("round %d sse %-6s first chunk %.3f ms, event delay p50 %v p99 %v max %v, %d bunched, %d held back of %d, %d errors",
+				round+1, t.name, median(res.firstChunk), percentile(res.delays, 50), percentile(res.delays, 99),
+				percentile(res.delays, 100), res.bunched, res.heldBack, res.chunks, res.errors)
+			r.sse[t.name] = append(r.sse[t.name], res)
+		}
+	}
+	return nil
+}
+
+func stageBulk(s settings, r *results, bin, dir, ngx string, up *upstream) error {
+	ts, stop, err := startTargets(s, bin, dir, ngx, up, 4)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	body := make([]byte, s.bulkMiB<<20)
+	for i := range body {
+		body[i] = byte('a' + i%26)
+	}
+	for _, t := range ts[1:] {
+		m, err := mem(t.pids())
+		if err != nil {
+			return err
+		}
+		r.base[t.name] = float64(m.RSS)
+	}
+	size := float64(len(body)) / (1 << 20)
+	for round := range s.rounds {
+		for _, t := range rotate(ts, round) {
+			for range s.bulkReps {
+				d, err := upload(t, body)
+				if err != nil {
+					logf("upload %s: %v", t.name, err)
+					r.bulkErrors[t.name]++
+				} else {
+					r.up[t.name] = append(r.up[t.name], size/d.Seconds())
+				}
+				d, err = download(t, len(body))
+				if err != nil {
+					logf("download %s: %v", t.name, err)
+					r.bulkErrors[t.name]++
+				} else {
+					r.down[t.name] = append(r.down[t.name], size/d.Seconds())
+				}
+			}
+			logf("round %d bulk %-6s upload %.0f MiB/s download %.0f MiB/s", round+1, t.name,
+				median(r.up[t.name]), median(r.down[t.name]))
+		}
+	}
+	for _, t := range ts[1:] {
+		m, err := mem(t.pids())
+		if err != nil {
+			return err
+		}
+		r.peak[t.name] = float64(m.HWM)
+	}
+	return nil
+}
+
+func stageHold(s settings, r *results, bin, dir, ngx string, up *upstream) error {
+	events := int(s.hold/time.Second) + 1
+	up.setStream(events, time.Second)
+	defer up.setStream(s.chunks, s.spacing)
+	for round := range s.holdRounds {
+		ts, stop, err := startTargets(s, bin, dir, ngx, up, s.holdStreams+8)
+		if err != nil {
+			return err
+		}
+		for _, t := range rotate(ts[1:], round) {
+			res, err := runHold(t, s.holdStreams, s.hold)
+			if err != nil {
+				stop()
+				return err
+			}
+			logf("round %d hold %-6s %d streams: %.1f KiB per stream, %d errors", round+1, t.name,
+				s.holdStreams, res.perStream/1024, res.errors)
+			r.hold[t.name] = append(r.hold[t.name], res)
+		}
+		stop()
+	}
+	return nil
+}
+
+// loadAvg returns the first three fields of /proc/loadavg: how busy the
+// machine was, for reading the figures' noise.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// figure is one row of the results table: a median per target.
+type figure struct {
+	name string
+	vals map[string]float64
+}
+
+func (f figure) get(name string) float64 {
+	if v, ok := f.vals[name]; ok {
+		return v
+	}
+	return math.NaN()
+}
+
+// smallFigures derives the small-request rows from the runs.
+func smallFigures(s settings, r *results) []figure {
+	var out []figure
+	for _, c := range s.conc {
+		rps, p50, p99 := figure{name: fmt.Sprintf("req/s, c=%d", c), vals: map[string]float64{}},
+			figure{name: fmt.Sprintf("p50 latency ms, c=%d", c), vals: map[string]float64{}},
+			figure{name: fmt.Sprintf("p99 latency ms, c=%d", c), vals: map[string]float64{}}
+		for name, runs := range r.small[c] {
+			var a, b, d []float64
+			for _, x := range runs {
+				a, b, d = append(a, x.rps), append(b, ms(x.p50)), append(d, ms(x.p99))
+			}
+			rps.vals[name], p50.vals[name], p99.vals[name] = median(a), median(b), median(d)
+		}
+		out = append(out, rps, p50, p99)
+	}
+	for _, c := range s.conc {
+		if c == 1 {
+			continue
+		}
+		f := figure{name: fmt.Sprintf("CPU s per 10k requests, c=%d", c), vals: map[string]float64{}}
+		for name, runs := range r.small[c] {
+			if name == direct {
+				continue
+			}
+			var xs []float64
+			for _, x := range runs {
+				if x.requests > 0 {
+					xs = append(xs, x.cpu.Seconds()/float64(x.requests)*10000)
+				}
+			}
+			f.vals[name] = median(xs)
+		}
+		out = append(out, f)
+	}
+	for _, c := range s.conc {
+		f := figure{name: fmt.Sprintf("new upstream conns per 1k requests, c=%d", c), vals: map[string]float64{}}
+		for name, runs := range r.small[c] {
+			var conns, reqs int64
+			for _, x := range runs {
+				conns += x.newConns
+				reqs += int64(x.requests)
+			}
+			if reqs > 0 {
+				f.vals[name] = float64(conns) / float64(reqs) * 1000
+			}
+		}
+		out = append(out, f)
+	}
+	errs := figure{name: "failed small requests (all runs)", vals: map[string]float64{}}
+	for _, byTarget := range r.small {
+		for name, runs := range byTarget {
+			for _, x := range runs {
+				errs.vals[name] += float64(x.errors)
+			}
+		}
+	}
+	return append(out, errs)
+}
+
+func streamFigures(r *results) []figure {
+	first := figure{name: "first SSE chunk ms (median of round medians)", vals: map[string]float64{}}
+	d50 := figure{name: "SSE event delay p50 ms (upstream write to client read)", vals: map[string]float64{}}
+	d99 := figure{name: "SSE event delay p99 ms", vals: map[string]float64{}}
+	held := figure{name: "SSE events delayed over half the spacing", vals: map[string]float64{}}
+	bunch := figure{name: "SSE chunks bunched", vals: map[string]float64{}}
+	recv := figure{name: "SSE chunks received", vals: map[string]float64{}}
+	errs := figure{name: "failed SSE streams", vals: map[string]float64{}}
+	for name, runs := range r.sse {
+		var meds, p50s, p99s []float64
+		var b, n, e, hb int
+		for _, x := range runs {
+			meds = append(meds, median(x.firstChunk))
+			p50s, p99s = append(p50s, ms(percentile(x.delays, 50))), append(p99s, ms(percentile(x.delays, 99)))
+			b, n, e, hb = b+x.bunched, n+x.chunks, e+x.errors, hb+x.heldBack
+		}
+		first.vals[name] = median(meds)
+		d50.vals[name], d99.vals[name], held.vals[name] = median(p50s), median(p99s), float64(hb)
+		bunch.vals[name], recv.vals[name] = float64(b), float64(n)
+		errs.vals[name] = float64(e)
+	}
+	perStream := figure{name: "RSS per open stream KiB", vals: map[string]float64{}}
+	holdErrs := figure{name: "failed held streams (all rounds)", vals: map[string]float64{}}
+	for name, runs := range r.hold {
+		var xs []float64
+		for _, x := range runs {
+			xs = append(xs, x.perStream/1024)
+			holdErrs.vals[name] += float64(x.errors)
+		}
+		perStream.vals[name] = median(xs)
+	}
+	return []figure{first, d50, d99, bunch, held, recv, errs, perStream, holdErrs}
+}
+
+func bulkFigures(s settings, r *results) []figure {
+	up := figure{name: fmt.Sprintf("upload %d MiB, MiB/s", s.bulkMiB), vals: map[string]float64{}}
+	down := figure{name: fmt.Sprintf("download %d MiB, MiB/s", s.bulkMiB), vals: map[string]float64{}}
+	peak := figure{name: "peak RSS during transfers MiB", vals: map[string]float64{}}
+	growth := figure{name: "peak RSS growth over idle MiB", vals: map[string]float64{}}
+	errs := figure{name: "failed transfers", vals: map[string]float64{}}
+	for name, xs := range r.up {
+		up.vals[name] = median(xs)
+	}
+	for name, xs := range r.down {
+		down.vals[name] = median(xs)
+	}
+	for name, p := range r.peak {
+		peak.vals[name] = p / (1 << 20)
+		growth.vals[name] = (p - r.base[name]) / (1 << 20)
+	}
+	for _, name := range []string{direct, proxy, nginx} {
+		if _, ok := r.up[name]; ok || r.bulkErrors[name] > 0 {
+			errs.vals[name] = float64(r.bulkErrors[name])
+		}
+	}
+	return []figure{up, down, peak, growth, errs}
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// target is one way to reach the mock upstream: direct, through the proxy's
+// server binary, or through nginx.
+type target struct {
+	name   string
+	base   string
+	client *http.Client
+	cmd    *exec.Cmd // nil for direct
+}
+
+// newClient returns a keep-alive client that can hold conns connections to
+// one host, without compression (bodies pass as sent).
+func newClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               nil,
+		MaxIdleConns:        conns,
+		MaxIdleConnsPerHost: conns,
+		IdleConnTimeout:     5 * time.Minute,
+		DisableCompression:  true,
+	}}
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// proxyEnv is the environment of the proxy binary: the harness's without any
+// OXY_ variable, plus the settings given.
+func proxyEnv(upstream string, port int) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OXY_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"OXY_TARGET=http://"+upstream,
+		"OXY_HOST=127.0.0.1",
+		"OXY_PORT="+strconv.Itoa(port),
+	)
+}
+
+// startProxy runs the server binary in front of the upstream, its log (one
+// access-log line per request, the default) going to a file in dir.
+func startProxy(bin, dir, upstream string, conns int, extraEnv ...string) (*target, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.OpenFile(filepath.Join(dir, "proxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the proxy log: %w", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(proxyEnv(upstream, port), extraEnv...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the proxy: %w", err)
+	}
+	t := &target{name: "proxy", base: "http://127.0.0.1:" + strconv.Itoa(port), client: newClient(conns), cmd: cmd}
+	if err := t.waitReady(10 * time.Second); err != nil {
+		t.stop()
+		return nil, err
+	}
+	return t, nil
+}
+
+const nginxConf = `# Written by scripts/bench: nginx as a reference streaming reverse proxy.
+worker_processes %d;
+daemon off;
+master_process on;
+%s
+pid %s/nginx.pid;
+error_log %s/error.log warn;
+worker_rlimit_nofile 16384;
+events { worker_connections 8192; }
+http {
+  access_log %s/access.log;
+  client_body_temp_path %s/tmp/body;
+  proxy_temp_path %s/tmp/proxy;
+  fastcgi_temp_path %s/tmp/fastcgi;
+  uwsgi_temp_path %s/tmp/uwsgi;
+  scgi_temp_path %s/tmp/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  client_max_body_size 0;
+  upstream mock {
+    server %s;
+    keepalive 256;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+  }
+  server {
+    listen %s backlog=4096;
+    location / {
+      proxy_pass http://mock;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_read_timeout 600s;
+    }
+  }
+}
+`
+
+// startNginx runs nginx as a reference, with the config written into dir.
+func startNginx(nginx, dir, upstream string, workers, conns int) (*target, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
+		return nil, fmt.Errorf("making the nginx temp dir: %w", err)
+	}
+	// nginx started by root hands its workers to "nobody" unless told
+	// otherwise; keep them as the current user.
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;"
+	}
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	conf := fmt.Sprintf(nginxConf, workers, user, dir, dir, dir, dir, dir, dir, dir, dir, upstream, listen)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		return nil, fmt.Errorf("writing nginx.conf: %w", err)
+	}
+	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath)
+	out, err := os.OpenFile(filepath.Join(dir, "nginx.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the nginx output file: %w", err)
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting nginx: %w", err)
+	}
+	t := &target{name: "nginx", base: "http://" + listen, client: newClient(conns), cmd: cmd}
+	if err := t.waitReady(10 * time.Second); err != nil {
+		t.stop()
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return nil, fmt.Errorf("%w; nginx error.log: %s", err, strings.TrimSpace(string(log)))
+	}
+	return t, nil
+}
+
+// waitReady polls until a request through t gets a 200.
+func (t *target) waitReady(limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	for {
+		if err := getOK(ctx, t.client, t.base+pathModels); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s not ready after %s", t.name, limit)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func getOK(ctx context.Context, c *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", res.StatusCode)
+	}
+	return nil
+}
+
+// stop ends the target's process and waits for it.
+func (t *target) stop() {
+	t.client.CloseIdleConnections()
+	if t.cmd == nil || t.cmd.Process == nil {
+		return
+	}
+	_ = t.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = t.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = t.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// pids returns the target's process and its children (nginx's workers).
+func (t *target) pids() []int {
+	if t.cmd == nil || t.cmd.Process == nil {
+		return nil
+	}
+	root := t.cmd.Process.Pid
+	pids := []int{root}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == root {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		if _, ppid, err := parseProcStat(string(b)); err == nil && ppid == root {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// cpu returns the CPU time used so far by the given processes.
+func cpu(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err != nil {
+			return 0, fmt.Errorf("reading cpu time: %w", err)
+		}
+		d, _, err := parseProcStat(string(b))
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// mem returns the summed RSS and peak RSS of the given processes.
+func mem(pids []int) (memInfo, error) {
+	var total memInfo
+	for _, pid := range pids {
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			return memInfo{}, fmt.Errorf("reading memory: %w", err)
+		}
+		m, err := parseProcStatus(f)
+		f.Close()
+		if err != nil {
+			return memInfo{}, err
+		}
+		total.RSS += m.RSS
+		total.HWM += m.HWM
+	}
+	return total, nil
+}
