@@ -23,7 +23,7 @@ type record struct {
 	start     time.Time
 	firstByte time.Duration
 	status    int
-	bytesOut  int64
+	bytesOut  atomic.Int64 // also written by a WebSocket's copy goroutines
 	bytesIn   atomic.Int64
 	hijacked  bool
 
@@ -77,7 +77,7 @@ func (rec *record) Write(b []byte) (int, error) {
 		rec.firstByte = time.Since(rec.start)
 	}
 	n, err := rec.ResponseWriter.Write(b)
-	rec.bytesOut += int64(n)
+	rec.bytesOut.Add(int64(n))
 	return n, err
 }
 
@@ -87,12 +87,33 @@ func (rec *record) Unwrap() http.ResponseWriter { return rec.ResponseWriter }
 // Hijack takes over the connection for a protocol upgrade (WebSocket).
 func (rec *record) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(rec.ResponseWriter).Hijack()
-	if err == nil {
-		rec.hijacked = true
-		rec.status = http.StatusSwitchingProtocols
-		rec.firstByte = time.Since(rec.start)
+	if err != nil {
+		return conn, brw, err
 	}
-	return conn, brw, err
+	rec.hijacked = true
+	rec.status = http.StatusSwitchingProtocols
+	rec.firstByte = time.Since(rec.start)
+	// The reverse proxy copies the upgraded stream through this conn, so
+	// the access log counts WebSocket traffic too.
+	return &countingConn{Conn: conn, in: &rec.bytesIn, out: &rec.bytesOut}, brw, nil
+}
+
+// countingConn counts the bytes of an upgraded (hijacked) connection.
+type countingConn struct {
+	net.Conn
+	in, out *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
 }
 
 // finish writes the access-log line. It runs deferred, so it also sees the
@@ -121,7 +142,7 @@ func (rec *record) finish(logger *slog.Logger) {
 			slog.Duration("duration", time.Since(rec.start)),
 			slog.Duration("ttfb", rec.firstByte),
 			slog.Int64("bytes_in", rec.bytesIn.Load()),
-			slog.Int64("bytes_out", rec.bytesOut),
+			slog.Int64("bytes_out", rec.bytesOut.Load()),
 		)
 		if id := rec.Header().Get("X-Request-Id"); id != "" {
 			attrs = append(attrs, slog.String("upstream_request_id", id))

@@ -3,6 +3,7 @@ package core
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -286,7 +287,17 @@ func TestProxy_websocketUpgrade(t *testing.T) {
 	}
 	conn.Close()
 	waitFor(t, func() bool { return len(p.logLines()) == 1 })
-	if line := p.logLines()[0]; !strings.Contains(line, `"status":101`) {
+	line := p.logLines()[0]
+	if !strings.Contains(line, `"status":101`) {
 		t.Errorf("log line %s; want status 101", line)
+	}
+	// Traffic after the upgrade is counted: "hello\nsecond\n" in, the two
+	// "upstream:..." lines out.
+	var fields struct {
+		BytesIn  int64 `json:"bytes_in"`
+		BytesOut int64 `json:"bytes_out"`
+	}
+	if err := json.Unmarshal([]byte(line), &fields); err != nil || fields.BytesIn != 13 || fields.BytesOut != 31 {
+		t.Errorf("log line %s (%v); want bytes_in 13 and bytes_out 31", line, err)
 	}
 }
