@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,20 +25,7 @@ func TestMain(m *testing.M) {
 
 func send(t *testing.T, method, url string, h http.Header) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(`{"model":"gpt-4o-mini"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return platformtest.Do(t, method, url, h, `{"model":"gpt-4o-mini"}`)
 }
 
 func TestBinary_stripsFCHeadersAndDefaultDomainPrefix(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,19 +19,7 @@ func TestMain(m *testing.M) {
 
 func send(t *testing.T, method, url string, h http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(`{"model":"gpt-4o-mini"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	res, _ := platformtest.Do(t, method, url, h, `{"model":"gpt-4o-mini"}`)
 	return res
 }
 

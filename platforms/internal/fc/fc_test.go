@@ -18,48 +18,13 @@ import (
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
 )
 
-func lookupMap(m map[string]string) core.LookupFunc {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-func environOf(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
 func newProxy(t *testing.T, up *platformtest.Upstream) *httptest.Server {
-	t.Helper()
-	env := map[string]string{"OXY_TARGET": up.URL}
-	p := Platform(lookupMap(env))
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: p.Defaults, Environ: environOf(env)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(p.Wrap(cfg, logger, core.New(cfg, logger, nil)))
-	t.Cleanup(srv.Close)
-	return srv
+	return platformtest.NewProxy(t, Platform(platformtest.Lookup(map[string]string{"OXY_TARGET": up.URL})), up, nil)
 }
 
 func do(t *testing.T, method, url string, h http.Header, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res, string(b)
+	return platformtest.Do(t, method, url, h, body)
 }
 
 func TestPort(t *testing.T) {
@@ -76,7 +41,7 @@ func TestPort(t *testing.T) {
 		{map[string]string{"FC_CUSTOM_LISTEN_PORT": "x", "FC_SERVER_PORT": "70000"}, 9000, "default"},
 	}
 	for _, tt := range tests {
-		got, source := Port(lookupMap(tt.env))
+		got, source := Port(platformtest.Lookup(tt.env))
 		if got != tt.want || source != tt.wantSource {
 			t.Errorf("Port(%v) = %d, %s; want %d, %s", tt.env, got, source, tt.want, tt.wantSource)
 		}
@@ -85,7 +50,7 @@ func TestPort(t *testing.T) {
 
 func TestPlatform_oxyPortOverridesFC(t *testing.T) {
 	env := map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000", "FC_SERVER_PORT": "8080", "OXY_PORT": "6000"}
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults, Environ: environOf(env)})
+	cfg, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform(platformtest.Lookup(env)).Defaults, Environ: platformtest.Environ(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +61,7 @@ func TestPlatform_oxyPortOverridesFC(t *testing.T) {
 
 func TestPlatform_portFromFC(t *testing.T) {
 	env := map[string]string{"FC_CUSTOM_LISTEN_PORT": "7000"}
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults, Environ: environOf(env)})
+	cfg, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform(platformtest.Lookup(env)).Defaults, Environ: platformtest.Environ(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +71,7 @@ func TestPlatform_portFromFC(t *testing.T) {
 }
 
 func TestPlatform_stripsFCHeaders(t *testing.T) {
-	cfg, err := core.FromEnv(lookupMap(nil), core.Options{Defaults: Platform(lookupMap(nil)).Defaults})
+	cfg, err := core.FromEnv(platformtest.Lookup(nil), core.Options{Defaults: Platform(platformtest.Lookup(nil)).Defaults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,7 +211,7 @@ func TestPlatform_refusesAllowCIDRs(t *testing.T) {
 	// Should the check be missing, Run serves until the deadline and returns nil.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err = serve.Run(ctx, Platform(lookupMap(env)), nil, lookupMap(env), environOf(env), io.Discard, io.Discard)
+	err = serve.Run(ctx, Platform(platformtest.Lookup(env)), nil, platformtest.Lookup(env), platformtest.Environ(env), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "OXY_ALLOW_CIDRS: not supported on Aliyun FC") ||
 		!strings.Contains(err.Error(), "OXY_AUTH_KEYS") {
 		t.Errorf("Run = %v; want OXY_ALLOW_CIDRS refused, pointing to OXY_AUTH_KEYS", err)
@@ -262,7 +227,7 @@ func TestPlatform_refusesAllowCIDRs(t *testing.T) {
 func TestWrap_forgedAddressHeadersIgnored(t *testing.T) {
 	up := platformtest.NewUpstream(t)
 	env := map[string]string{"OXY_TARGET": up.URL, "OXY_ALLOW_CIDRS": "203.0.113.0/24"}
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform(lookupMap(env)).Defaults})
+	cfg, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform(platformtest.Lookup(env)).Defaults})
 	if err != nil {
 		t.Fatal(err)
 	}

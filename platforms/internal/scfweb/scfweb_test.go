@@ -1,7 +1,6 @@
 package scfweb
 
 import (
-	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -14,57 +13,20 @@ import (
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
 
-func lookupMap(m map[string]string) core.LookupFunc {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-func environOf(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
 // newProxy returns the SCF proxy (core handler inside Wrap) in front of up.
 func newProxy(t *testing.T, up *platformtest.Upstream, env map[string]string) *httptest.Server {
-	t.Helper()
-	if env == nil {
-		env = map[string]string{}
-	}
-	env["OXY_TARGET"] = up.URL
-	p := Platform()
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: p.Defaults, Environ: environOf(env)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logger := slog.New(slog.DiscardHandler)
-	srv := httptest.NewServer(p.Wrap(cfg, logger, core.New(cfg, logger, nil)))
-	t.Cleanup(srv.Close)
-	return srv
+	return platformtest.NewProxy(t, Platform(), up, env)
 }
 
 func get(t *testing.T, url string, h http.Header) *http.Response {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range h {
-		req.Header[k] = v
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, res.Body)
-	res.Body.Close()
+	res, _ := platformtest.Do(t, http.MethodGet, url, h, "")
 	return res
 }
 
 func TestPlatform_presets(t *testing.T) {
 	env := map[string]string{"OXY_HOP_HEADER_PREFIX": "X-Custom-"}
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform().Defaults, Environ: environOf(env)})
+	cfg, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform().Defaults, Environ: platformtest.Environ(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +49,7 @@ func TestPlatform_presets(t *testing.T) {
 
 func TestPlatform_portOverride(t *testing.T) {
 	env := map[string]string{"OXY_PORT": "8080"}
-	cfg, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform().Defaults})
+	cfg, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform().Defaults})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +61,7 @@ func TestPlatform_portOverride(t *testing.T) {
 func TestStripPathPrefix_invalid(t *testing.T) {
 	for _, v := range []string{"release", "/", "//", "/release?x", "/rel ease"} {
 		env := map[string]string{StripPathPrefixSetting: v}
-		_, err := core.FromEnv(lookupMap(env), core.Options{Defaults: Platform().Defaults})
+		_, err := core.FromEnv(platformtest.Lookup(env), core.Options{Defaults: Platform().Defaults})
 		if err == nil || !strings.Contains(err.Error(), StripPathPrefixSetting) {
 			t.Errorf("%s=%q: err = %v; want an error naming the setting", StripPathPrefixSetting, v, err)
 		}

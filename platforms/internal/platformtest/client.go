@@ -1,0 +1,70 @@
+package platformtest
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
+)
+
+// Lookup returns a core.LookupFunc over m, so tests never touch the process
+// environment.
+func Lookup(m map[string]string) core.LookupFunc {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+// Environ returns m in os.Environ's KEY=value form.
+func Environ(m map[string]string) []string {
+	var out []string
+	for k, v := range m {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+// NewProxy serves platform p in-process (the core handler inside p.Wrap, as
+// serve.Run builds it) in front of up, with env on top of OXY_TARGET.
+func NewProxy(t *testing.T, p serve.Platform, up *Upstream, env map[string]string) *httptest.Server {
+	t.Helper()
+	e := map[string]string{"OXY_TARGET": up.URL}
+	for k, v := range env {
+		e[k] = v
+	}
+	cfg, err := core.FromEnv(Lookup(e), core.Options{Defaults: p.Defaults, Environ: Environ(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	var h http.Handler = core.New(cfg, logger, nil)
+	if p.Wrap != nil {
+		h = p.Wrap(cfg, logger, h)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// Do sends one request with headers h and body, and returns the response with
+// its body read.
+func Do(t *testing.T, method, url string, h http.Header, body string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, string(b)
+}
