@@ -25,7 +25,6 @@ type record struct {
 	status    int
 	bytesOut  atomic.Int64 // also written by a WebSocket's copy goroutines
 	bytesIn   atomic.Int64
-	hijacked  bool
 
 	// Set by the error handler and by AddLogAttrs.
 	err        error
@@ -35,7 +34,7 @@ type record struct {
 
 type recordKey struct{}
 
-func startRecord(w http.ResponseWriter, r *http.Request) *record {
+func startRecord(w http.ResponseWriter) *record {
 	return &record{ResponseWriter: w, start: time.Now()}
 }
 
@@ -90,7 +89,6 @@ func (rec *record) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return conn, brw, err
 	}
-	rec.hijacked = true
 	rec.status = http.StatusSwitchingProtocols
 	rec.firstByte = time.Since(rec.start)
 	// The reverse proxy copies the upgraded stream through this conn, so

@@ -83,7 +83,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.access.serveHealth(w, r) {
 		return
 	}
-	rec := startRecord(w, r)
+	rec := startRecord(w)
 	defer rec.finish(h.logger)
 	if h.cfg.RequestTimeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)

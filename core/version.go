@@ -17,11 +17,8 @@ var (
 
 // BuildInfo returns one line with the version, commit, build date and Go version.
 func BuildInfo() string {
-	version, commit, date := Version, Commit, Date
+	commit, date := Commit, Date
 	if info, ok := debug.ReadBuildInfo(); ok {
-		if version == "" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			version = info.Main.Version
-		}
 		for _, s := range info.Settings {
 			switch {
 			case s.Key == "vcs.revision" && commit == "":
@@ -31,9 +28,8 @@ func BuildInfo() string {
 			}
 		}
 	}
-	version = orUnknown(version, "dev")
 	return fmt.Sprintf("chatgpt_reverse_proxy %s (commit %s, built %s, %s %s/%s)",
-		version, orUnknown(commit, "unknown"), orUnknown(date, "unknown"), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		VersionString(), orUnknown(commit, "unknown"), orUnknown(date, "unknown"), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }
 
 // VersionString returns the bare version, "dev" for an unversioned build.
