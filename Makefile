@@ -26,7 +26,7 @@ test: ## Run go vet and every test with the race detector
 	$(GO) test -race -count=1 ./...
 
 .PHONY: bench
-bench: ## Benchmark the server binary against direct and nginx on 127.0.0.1 (about 7 min; BENCHFLAGS=-quick for a short run)
+bench: ## Benchmark the server binary against direct, nginx, HAProxy and Caddy on 127.0.0.1 (about 12 min; BENCHFLAGS=-quick for a short run)
 	@$(GO) run ./scripts/bench $(BENCHFLAGS)
 
 .PHONY: fmt

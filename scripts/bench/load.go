@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -107,8 +108,10 @@ type stream struct {
 	arrivals, delays []time.Duration
 }
 
-// readStream sends a streaming request and reads the events to the end.
-func readStream(ctx context.Context, c *http.Client, base string, opened func()) (stream, error) {
+// readStream sends a streaming request and reads the events to the end,
+// calling opened after the first and counting each in events (either may be
+// nil).
+func readStream(ctx context.Context, c *http.Client, base string, opened func(), events *atomic.Int64) (stream, error) {
 	var st stream
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+pathChat, bytes.NewReader(streamRequest))
 	if err != nil {
@@ -140,6 +143,9 @@ func readStream(ctx context.Context, c *http.Client, base string, opened func())
 			return st, nil
 		}
 		now := time.Now()
+		if events != nil {
+			events.Add(1)
+		}
 		st.arrivals = append(st.arrivals, now.Sub(start))
 		if sent, ok := sentAt(line); ok {
 			st.delays = append(st.delays, now.Sub(epoch)-sent)
@@ -163,7 +169,7 @@ type sseResult struct {
 func runSSE(t *target, streams int, spacing time.Duration) sseResult {
 	var r sseResult
 	for range streams {
-		st, err := readStream(context.Background(), t.client, t.base, nil)
+		st, err := readStream(context.Background(), t.client, t.base, nil, nil)
 		if err != nil {
 			logf("%s: a stream failed after %d events: %v", t.name, len(st.arrivals), err)
 			r.errors++
@@ -185,17 +191,29 @@ func runSSE(t *target, streams int, spacing time.Duration) sseResult {
 
 // holdResult is n streams held open at once.
 type holdResult struct {
-	perStream float64 // bytes of RSS per open stream
+	perStream float64       // bytes of RSS per open stream
+	cpu       time.Duration // the target's CPU time over the measured window
+	events    int64         // events the client read in that window
 	errors    int
 }
 
-// runHold opens n streams through t at once, measures the RSS of t's
-// processes while all are open, and waits for them to end. The upstream
-// must be set to send one event per second for the hold time.
-func runHold(t *target, n int, hold time.Duration) (holdResult, error) {
+// cpuPerEvent is the target's CPU seconds per streamed event.
+func (h holdResult) cpuPerEvent() float64 {
+	if h.events == 0 {
+		return math.NaN()
+	}
+	return h.cpu.Seconds() / float64(h.events)
+}
+
+// runHold opens c.streams streams through t at once, each getting an event
+// every c.spacing, and once all are open measures over hold: the RSS of t's
+// processes halfway (over the RSS before), and their CPU time per event read
+// by the client. Then the upstream ends the streams and runHold waits for
+// them.
+func runHold(t *target, up *upstream, c holdCase, hold time.Duration) (holdResult, error) {
 	pids := t.pids()
 	for range 3 {
-		if _, err := readStream(context.Background(), t.client, t.base, nil); err != nil {
+		if _, err := readStream(context.Background(), t.client, t.base, nil, nil); err != nil {
 			logf("warming %s: a stream failed: %v", t.name, err)
 		}
 	}
@@ -204,31 +222,57 @@ func runHold(t *target, n int, hold time.Duration) (holdResult, error) {
 	if err != nil {
 		return holdResult{}, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), hold+60*time.Second)
+	release := up.holdStreams(c.spacing)
+	released := false
+	defer func() {
+		if !released {
+			release()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), hold+2*time.Minute)
 	defer cancel()
 	var opened, done sync.WaitGroup
-	var errs atomic.Int64
-	opened.Add(n)
-	for range n {
+	var errs, events atomic.Int64
+	opened.Add(c.streams)
+	for range c.streams {
 		done.Go(func() {
 			once := sync.OnceFunc(opened.Done)
 			defer once()
-			if st, err := readStream(ctx, t.client, t.base, once); err != nil {
+			if st, err := readStream(ctx, t.client, t.base, once, &events); err != nil {
 				logf("%s: a held stream failed after %d events: %v", t.name, len(st.arrivals), err)
 				errs.Add(1)
 			}
 		})
 	}
 	opened.Wait()
-	// Measure halfway through the hold, when every stream is open and idle
-	// between events.
+	// Let the opening settle, then measure CPU per event over the hold and
+	// memory halfway, when every stream is open and idle between events.
+	time.Sleep(min(c.spacing, 500*time.Millisecond))
+	cpu0, err := cpu(pids)
+	if err != nil {
+		return holdResult{}, err
+	}
+	ev0 := events.Load()
 	time.Sleep(hold / 2)
 	during, err := mem(pids)
 	if err != nil {
 		return holdResult{}, err
 	}
+	time.Sleep(hold / 2)
+	cpu1, err := cpu(pids)
+	if err != nil {
+		return holdResult{}, err
+	}
+	ev1 := events.Load()
+	release()
+	released = true
 	done.Wait()
-	return holdResult{perStream: float64(during.RSS-base.RSS) / float64(n), errors: int(errs.Load())}, nil
+	return holdResult{
+		perStream: float64(during.RSS-base.RSS) / float64(c.streams),
+		cpu:       cpu1 - cpu0,
+		events:    ev1 - ev0,
+		errors:    int(errs.Load()),
+	}, nil
 }
 
 // upload sends body through t and returns the time until the answer.

@@ -1,6 +1,6 @@
 // Command bench measures the proxy's server binary against direct requests
-// and against nginx, on 127.0.0.1 only, and prints the results as Markdown
-// (docs/BENCHMARKS.md is its output). Run it from the repository root with
+// and against nginx, HAProxy and Caddy (those installed), on 127.0.0.1 only,
+// and prints the results as Markdown (docs/BENCHMARKS.md is its output). Run it from the repository root with
 // `make bench`, or `go run ./scripts/bench -h` for the flags.
 package main
 
@@ -18,26 +18,27 @@ import (
 
 // settings are the knobs of one run.
 type settings struct {
-	rounds      int
-	warm, dur   time.Duration
-	conc        []int
-	streams     int
-	chunks      int
-	spacing     time.Duration
-	holdStreams int
-	hold        time.Duration
-	holdRounds  int
-	bulkMiB     int
-	bulkReps    int
-	cold        int
-	nginx       string
-	workers     int
-	micro       int
-	sizes       bool
-	keep        bool
-	cpuProfile  string
-	stages      map[string]bool
-	proxyEnv    []string
+	rounds     int
+	warm, dur  time.Duration
+	conc       []int
+	streams    int
+	chunks     int
+	spacing    time.Duration
+	holdCases  []holdCase
+	hold       time.Duration
+	holdRounds int
+	bulkMiB    int
+	bulkReps   int
+	cold       int
+	refs       map[string]string // reference server name to its -flag value
+	workers    int
+	base       string // git revision of a baseline proxy build, "" for none
+	micro      int
+	sizes      bool
+	keep       bool
+	cpuProfile string
+	stages     map[string]bool
+	proxyEnv   []string
 }
 
 func main() {
@@ -62,14 +63,19 @@ func parseFlags(args []string) (settings, error) {
 	fs.IntVar(&s.streams, "streams", 20, "SSE streams read one after another per target and round")
 	fs.IntVar(&s.chunks, "chunks", 20, "events per SSE stream")
 	fs.DurationVar(&s.spacing, "spacing", 10*time.Millisecond, "time between SSE events")
-	fs.IntVar(&s.holdStreams, "hold-streams", 1000, "concurrent SSE streams held open for the memory figure")
+	cases := fs.String("hold-streams", "1000/100ms,5000/1s", "cases of concurrent SSE streams held open for the memory and CPU-per-event figures, as STREAMS/SPACING (time between events) separated by commas")
 	fs.DurationVar(&s.hold, "hold", 10*time.Second, "how long those streams stay open")
 	fs.IntVar(&s.holdRounds, "hold-rounds", 3, "rounds of the held-streams stage")
 	fs.IntVar(&s.bulkMiB, "bulk-mib", 10, "size of the upload and download bodies, MiB")
 	fs.IntVar(&s.bulkReps, "bulk-reps", 5, "uploads and downloads per target and round (rounds as -rounds)")
 	fs.IntVar(&s.cold, "cold", 10, "cold starts to time")
-	fs.StringVar(&s.nginx, "nginx", "", "nginx binary (default: nginx in PATH or /usr/sbin/nginx; \"none\" skips nginx)")
-	fs.IntVar(&s.workers, "nginx-workers", runtime.NumCPU(), "nginx worker_processes (the proxy uses every core too)")
+	s.refs = map[string]string{}
+	for _, r := range refServers {
+		fs.Func(r.name, fmt.Sprintf("%s binary (default: %s in PATH or %s; \"none\" skips it)", r.name, r.name, strings.Join(r.paths, ", ")),
+			func(v string) error { s.refs[r.name] = v; return nil })
+	}
+	fs.IntVar(&s.workers, "nginx-workers", runtime.NumCPU(), "nginx worker_processes and HAProxy nbthread (the proxy uses every core too)")
+	fs.StringVar(&s.base, "base", "", "also measure the proxy built from this git revision (e.g. main), as target \"base\", to compare a change with it in the same run")
 	fs.IntVar(&s.micro, "micro", 3, "-count of the core Go micro-benchmarks (0 skips them)")
 	fs.BoolVar(&s.sizes, "sizes", true, "build every platform and report binary sizes")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temp dir (logs, nginx.conf, binaries)")
@@ -80,6 +86,7 @@ func parseFlags(args []string) (settings, error) {
 	if err := fs.Parse(args); err != nil {
 		return s, err
 	}
+	var err error
 	for _, f := range strings.Split(*conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n < 1 {
@@ -109,17 +116,50 @@ func parseFlags(args []string) (settings, error) {
 		set := map[string]bool{}
 		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 		quickDefaults := map[string]string{"rounds": "1", "warm": "100ms", "dur": "700ms", "streams": "5",
-			"hold-streams": "300", "hold": "3s", "hold-rounds": "1", "bulk-reps": "2", "cold": "3", "micro": "1"}
+			"hold": "4s", "hold-rounds": "1", "bulk-reps": "2", "cold": "3", "micro": "1"}
 		for name, v := range quickDefaults {
 			if !set[name] {
 				_ = fs.Set(name, v)
 			}
 		}
 	}
-	if s.rounds < 1 || s.holdRounds < 1 || s.streams < 1 || s.chunks < 2 || s.holdStreams < 1 || s.bulkReps < 1 || s.bulkMiB < 1 {
-		return s, fmt.Errorf("-rounds, -hold-rounds, -streams, -hold-streams, -bulk-reps and -bulk-mib must be at least 1, -chunks at least 2")
+	if s.holdCases, err = parseHoldCases(*cases); err != nil {
+		return s, err
+	}
+	if s.rounds < 1 || s.holdRounds < 1 || s.streams < 1 || s.chunks < 2 || s.bulkReps < 1 || s.bulkMiB < 1 {
+		return s, fmt.Errorf("-rounds, -hold-rounds, -streams, -bulk-reps and -bulk-mib must be at least 1, -chunks at least 2")
+	}
+	for _, c := range s.holdCases {
+		if s.hold < 4*c.spacing || s.hold < 2*time.Second {
+			return s, fmt.Errorf("-hold %s: want at least 2s and four event spacings (%s)", s.hold, c.spacing)
+		}
 	}
 	return s, nil
+}
+
+// holdCase is one held-streams measurement: so many streams open at once,
+// each sending an event every spacing.
+type holdCase struct {
+	streams int
+	spacing time.Duration
+}
+
+func (c holdCase) String() string {
+	return fmt.Sprintf("%d streams, an event every %s", c.streams, c.spacing)
+}
+
+func parseHoldCases(v string) ([]holdCase, error) {
+	var out []holdCase
+	for _, f := range strings.Split(v, ",") {
+		n, sp, ok := strings.Cut(strings.TrimSpace(f), "/")
+		streams, err1 := strconv.Atoi(n)
+		spacing, err2 := time.ParseDuration(sp)
+		if !ok || err1 != nil || err2 != nil || streams < 1 || spacing < time.Millisecond {
+			return nil, fmt.Errorf("-hold-streams %q: want STREAMS/SPACING pairs such as 1000/100ms, separated by commas", v)
+		}
+		out = append(out, holdCase{streams, spacing})
+	}
+	return out, nil
 }
 
 // moduleRoot is the directory of the module the harness belongs to.
@@ -150,22 +190,6 @@ func goBuild(root, pkg, out string, extraTags ...string) error {
 	return nil
 }
 
-func findNginx(flagValue string) string {
-	switch flagValue {
-	case "none":
-		return ""
-	case "":
-		if p, err := exec.LookPath("nginx"); err == nil {
-			return p
-		}
-		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-			return "/usr/sbin/nginx"
-		}
-		return ""
-	}
-	return flagValue
-}
-
 func commandOutput(name string, args ...string) string {
 	b, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -174,7 +198,7 @@ func commandOutput(name string, args ...string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func machine(nginx string) []string {
+func machine(refs []foundRef) []string {
 	model := "unknown"
 	if f, err := os.Open("/proc/cpuinfo"); err == nil {
 		model = cpuModel(f)
@@ -185,10 +209,14 @@ func machine(nginx string) []string {
 		"- Go: " + commandOutput("go", "version"),
 		"- Kernel: " + commandOutput("uname", "-sr"),
 	}
-	if nginx != "" {
-		lines = append(lines, "- nginx: "+strings.TrimPrefix(commandOutput(nginx, "-v"), "nginx version: "))
-	} else {
-		lines = append(lines, "- nginx: not installed, skipped")
+	for _, r := range refServers {
+		v := "not installed, skipped"
+		for _, f := range refs {
+			if f.name == r.name {
+				v = f.version(f.bin)
+			}
+		}
+		lines = append(lines, "- "+r.name+": "+v)
 	}
 	return lines
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -17,9 +18,17 @@ func report(w io.Writer, s settings, r *results, machine []string, measured time
 	fmt.Fprintf(w, "Run of %s UTC, measuring took %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04"), measured.Round(time.Second))
 	fmt.Fprintln(w, strings.Join(machine, "\n"))
 	fmt.Fprintf(w, "- Command: `%s`\n", strings.TrimSpace("go run ./scripts/bench "+strings.Join(os.Args[1:], " ")))
+	var cases []string
+	for _, c := range s.holdCases {
+		cases = append(cases, c.String())
+	}
 	fmt.Fprintf(w, "- Settings: %d rounds of %s (after %s warm-up) per concurrency and target; %d SSE streams of %d events %s apart per target and round; "+
-		"%d streams held %s, %d rounds; %d x %d MiB up and down per target and round; nginx worker_processes %d\n\n",
-		s.rounds, s.dur, s.warm, s.streams, s.chunks, s.spacing, s.holdStreams, s.hold, s.holdRounds, s.bulkReps, s.bulkMiB, s.workers)
+		"held streams (%s) measured over %s, %d rounds; %d x %d MiB up and down per target and round; nginx worker_processes and HAProxy nbthread %d\n",
+		s.rounds, s.dur, s.warm, s.streams, s.chunks, s.spacing, strings.Join(cases, "; "), s.hold, s.holdRounds, s.bulkReps, s.bulkMiB, s.workers)
+	if s.base != "" {
+		fmt.Fprintf(w, "- base: the server built from revision `%s`, beside the working tree's (proxy)\n", s.base)
+	}
+	fmt.Fprintln(w)
 	if len(s.proxyEnv) > 0 {
 		fmt.Fprintf(w, "- Proxy environment added: `%s`\n\n", strings.Join(s.proxyEnv, " "))
 	}
@@ -27,22 +36,16 @@ func report(w io.Writer, s settings, r *results, machine []string, measured time
 	var figs []figure
 	figs = append(figs, smallFigures(s, r)...)
 	figs = append(figs, streamFigures(r)...)
+	figs = append(figs, holdFigures(s, r)...)
 	figs = append(figs, bulkFigures(s, r)...)
 	cold := figure{name: "cold start: exec to first proxied 200, ms", vals: map[string]float64{proxy: median(r.cold)}}
 	figs = append(figs, cold)
 
-	fmt.Fprintln(w, "| Figure (median over rounds) | direct | proxy | nginx | proxy/direct | nginx/direct | proxy/nginx |")
-	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|")
-	for _, f := range figs {
-		d, p, n := f.get(direct), f.get(proxy), f.get(nginx)
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", f.name, num(d), num(p), num(n), ratio(p, d), ratio(n, d), ratio(p, n))
-	}
-	fmt.Fprintln(w)
-
-	fmt.Fprintln(w, "| Target (issue 6) | wanted | measured | verdict |")
-	fmt.Fprintln(w, "|---|---|---|---|")
+	printFigures(w, r.names, figs)
+	fmt.Fprintln(w, "| Target | issue | wanted | measured | verdict |")
+	fmt.Fprintln(w, "|---|---|---|---|---|")
 	for _, t := range targets(s, figs) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", t.name, t.want, t.got, t.verdict)
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", t.name, t.issue, t.want, t.got, t.verdict)
 	}
 	fmt.Fprintln(w)
 
@@ -59,9 +62,43 @@ func report(w io.Writer, s settings, r *results, machine []string, measured time
 	}
 }
 
-// verdictRow is one target of the issue with the run's figures.
+// printFigures prints the table of figures: a column per target, then the
+// proxy's ratio to each other target.
+func printFigures(w io.Writer, names []string, figs []figure) {
+	var others []string
+	for _, n := range names {
+		if n != proxy {
+			others = append(others, n)
+		}
+	}
+	head, rule := "| Figure (median over rounds) |", "|---|"
+	for _, n := range names {
+		head, rule = head+" "+n+" |", rule+"---:|"
+	}
+	for _, n := range others {
+		head, rule = head+" proxy/"+n+" |", rule+"---:|"
+	}
+	fmt.Fprintln(w, head)
+	fmt.Fprintln(w, rule)
+	for _, f := range figs {
+		if !slices.ContainsFunc(names, func(n string) bool { return !math.IsNaN(f.get(n)) }) {
+			continue // a stage that did not run
+		}
+		line := "| " + f.name + " |"
+		for _, n := range names {
+			line += " " + num(f.get(n)) + " |"
+		}
+		for _, n := range others {
+			line += " " + ratio(f.get(proxy), f.get(n)) + " |"
+		}
+		fmt.Fprintln(w, line)
+	}
+	fmt.Fprintln(w)
+}
+
+// verdictRow is one target of an issue with the run's figures.
 type verdictRow struct {
-	name, want, got, verdict string
+	name, issue, want, got, verdict string
 }
 
 func find(figs []figure, name string) figure {
@@ -91,80 +128,107 @@ func targets(s settings, figs []figure) []verdictRow {
 		}
 		out = append(out, row)
 	}
-	hasNginx := !math.IsNaN(find(figs, "req/s, c=1").get(nginx)) || !math.IsNaN(find(figs, "req/s, c=16").get(nginx))
+	hasNginx := !math.IsNaN(find(figs, "req/s, c=1").get(nginx)) || !math.IsNaN(find(figs, "req/s, c=16").get(nginx)) ||
+		(len(s.holdCases) > 0 && !math.IsNaN(find(figs, rssName(s.holdCases[0])).get(nginx)))
+	// vsNginx fills in a verdict that needs nginx's figure.
+	vsNginx := func(row verdictRow, ok bool, miss string) verdictRow {
+		if hasNginx {
+			row.verdict = yes(ok, miss)
+		} else {
+			row.verdict = "no nginx in this run"
+		}
+		return row
+	}
 	for _, c := range []int{16, 64} {
 		f := find(figs, fmt.Sprintf("req/s, c=%d", c))
 		if f.vals == nil {
 			continue
 		}
 		p, n := f.get(proxy)/f.get(direct), f.get(nginx)/f.get(direct)
-		row := verdictRow{name: fmt.Sprintf("throughput c=%d", c), want: "proxy/direct >= nginx/direct",
+		row := verdictRow{name: fmt.Sprintf("throughput c=%d", c), issue: "6", want: "proxy/direct >= nginx/direct",
 			got: fmt.Sprintf("%.2fx vs %.2fx", p, n)}
-		switch {
-		case !hasNginx:
-			row.verdict = "no nginx in this run"
-		default:
-			row.verdict = yes(p >= n, fmt.Sprintf("%.0f%% below nginx's ratio", (1-p/n)*100))
-		}
-		add(row, p)
+		add(vsNginx(row, p >= n, fmt.Sprintf("%.0f%% below nginx's ratio", (1-p/n)*100)), p)
 	}
 	for _, c := range []int{16, 64} {
 		f := find(figs, fmt.Sprintf("CPU s per 10k requests, c=%d", c))
 		if f.vals == nil {
 			continue
 		}
-		p, n := f.get(proxy), f.get(nginx)
-		row := verdictRow{name: fmt.Sprintf("CPU per 10k requests c=%d", c), want: "<= 1.5x nginx", got: fmt.Sprintf("%.2f s vs nginx %.2f s (%s)", p, n, ratio(p, n))}
-		if hasNginx {
-			row.verdict = yes(p <= 1.5*n, fmt.Sprintf("%.0f%% over 1.5x nginx", (p/(1.5*n)-1)*100))
+		p, n, b := f.get(proxy), f.get(nginx), f.get(baseline)
+		row := verdictRow{name: fmt.Sprintf("CPU per 10k requests c=%d", c), issue: "6", want: "<= 1.5x nginx", got: fmt.Sprintf("%.2f s vs nginx %.2f s (%s)", p, n, ratio(p, n))}
+		add(vsNginx(row, p <= 1.5*n, fmt.Sprintf("%.0f%% over 1.5x nginx", (p/(1.5*n)-1)*100)), p)
+		row = verdictRow{name: fmt.Sprintf("CPU per 10k requests c=%d", c), issue: "16", want: "<= base (not above the build it changes)",
+			got: fmt.Sprintf("%.2f s vs base %.2f s (%s)", p, b, ratio(p, b))}
+		if math.IsNaN(b) {
+			row.verdict = "no base in this run (-base REV)"
 		} else {
-			row.verdict = "no nginx in this run"
+			// Runs move by several percent; a change within 5% is
+			// within the noise of one run.
+			row.verdict = yes(p <= 1.05*b, fmt.Sprintf("%.0f%% over base", (p/b-1)*100))
+			if p > b && p <= 1.05*b {
+				row.verdict += " (within 5%, the noise of one run)"
+			}
 		}
 		add(row, p)
 	}
 	if f := find(figs, "new upstream conns per 1k requests, c=64"); f.vals != nil {
 		p := f.get(proxy)
-		add(verdictRow{"new upstream connections per 1k requests c=64", "< 1", num(p), yes(p < 1, num(p))}, p)
+		add(verdictRow{"new upstream connections per 1k requests c=64", "6", "< 1", num(p), yes(p < 1, num(p))}, p)
 	}
-	if f := find(figs, "RSS per open stream KiB"); f.vals != nil {
+	for i, c := range s.holdCases {
+		f := find(figs, rssName(c))
+		if f.vals == nil {
+			continue
+		}
 		p, n := f.get(proxy), f.get(nginx)
-		row := verdictRow{name: fmt.Sprintf("memory per open stream (%d streams)", s.holdStreams), want: "<= nginx",
-			got: fmt.Sprintf("%s KiB vs nginx %s KiB", num(p), num(n))}
-		if hasNginx {
-			row.verdict = yes(p <= n, fmt.Sprintf("%s KiB (%.0f%%) over nginx", num(p-n), (p/n-1)*100))
-		} else {
-			row.verdict = "no nginx in this run"
+		failed := ""
+		if held := find(figs, holdErrName(c)).get(proxy); held > 0 {
+			failed = fmt.Sprintf("; %s streams failed", num(held))
 		}
-		held := find(figs, "failed held streams (all rounds)").get(proxy)
-		if held > 0 {
-			row.verdict += fmt.Sprintf("; %s streams failed", num(held))
+		if i == 0 {
+			row := verdictRow{name: fmt.Sprintf("memory per open stream (%d streams)", c.streams), issue: "6", want: "<= nginx",
+				got: fmt.Sprintf("%s KiB vs nginx %s KiB", num(p), num(n))}
+			row = vsNginx(row, p <= n, fmt.Sprintf("%s KiB (%.0f%%) over nginx", num(p-n), (p/n-1)*100))
+			row.verdict += failed
+			add(row, p)
 		}
-		add(row, p)
+		add(verdictRow{fmt.Sprintf("memory per open stream (%d streams)", c.streams), "16", "<= 25 KiB", num(p) + " KiB",
+			yes(p <= 25, fmt.Sprintf("%s KiB over", num(p-25))) + failed}, p)
+		e := find(figs, cpuEventName(c))
+		pe, ne := e.get(proxy), e.get(nginx)
+		row := verdictRow{name: fmt.Sprintf("CPU per streamed event (%d streams, %s apart)", c.streams, c.spacing), issue: "16", want: "<= 1.2x nginx",
+			got: fmt.Sprintf("%s µs vs nginx %s µs (%s)", num(pe), num(ne), ratio(pe, ne))}
+		add(vsNginx(row, pe <= 1.2*ne, fmt.Sprintf("%.0f%% over 1.2x nginx", (pe/(1.2*ne)-1)*100)), pe)
 	}
 	first := find(figs, "first SSE chunk ms (median of round medians)")
 	added := first.get(proxy) - first.get(direct)
-	add(verdictRow{"first SSE chunk added over direct", "<= 0.3 ms", fmt.Sprintf("%+.3f ms", added),
+	add(verdictRow{"first SSE chunk added over direct", "6", "<= 0.3 ms", fmt.Sprintf("%+.3f ms", added),
 		yes(added <= 0.3, fmt.Sprintf("%.3f ms over", added-0.3))}, added)
 	b := find(figs, "SSE chunks bunched").get(proxy)
 	hb := find(figs, "SSE events delayed over half the spacing").get(proxy)
-	add(verdictRow{"SSE bunching", "none", fmt.Sprintf("%s bunched, %s held back over %s", num(b), num(hb), s.spacing/2),
+	add(verdictRow{"SSE bunching", "6, 16", "none", fmt.Sprintf("%s bunched, %s held back over %s", num(b), num(hb), s.spacing/2),
 		yes(b == 0, num(b)+" chunks bunched")}, b)
 	cut := find(figs, "failed SSE streams").get(proxy)
-	add(verdictRow{"SSE streams complete", "every stream ends with [DONE]", fmt.Sprintf("%s of %d failed", num(cut), s.streams*s.rounds),
+	add(verdictRow{"SSE streams complete", "6, 16", "every stream ends with [DONE]", fmt.Sprintf("%s of %d failed", num(cut), s.streams*s.rounds),
 		yes(cut == 0, num(cut)+" failed (see the stderr log for the error)")}, cut)
 	for _, name := range []string{fmt.Sprintf("upload %d MiB, MiB/s", s.bulkMiB), fmt.Sprintf("download %d MiB, MiB/s", s.bulkMiB)} {
 		f := find(figs, name)
 		r := f.get(proxy) / f.get(direct)
-		add(verdictRow{strings.Split(name, ",")[0] + " throughput", ">= 0.7x direct", fmt.Sprintf("%.2fx", r),
+		add(verdictRow{strings.Split(name, ",")[0] + " throughput", "6", ">= 0.7x direct", fmt.Sprintf("%.2fx", r),
 			yes(r >= 0.7, fmt.Sprintf("%.0f%% below 0.7x", (1-r/0.7)*100))}, r)
+		if b := f.get(baseline); !math.IsNaN(b) {
+			p := f.get(proxy)
+			add(verdictRow{strings.Split(name, ",")[0] + " throughput", "16", ">= base (no slower than the build it changes)", fmt.Sprintf("%s vs base %s MiB/s (%s)", num(p), num(b), ratio(p, b)),
+				yes(p >= 0.95*b, fmt.Sprintf("%.0f%% below base", (1-p/b)*100))}, p)
+		}
 	}
 	g := find(figs, "peak RSS growth over idle MiB").get(proxy)
 	body := float64(s.bulkMiB)
-	add(verdictRow{"peak RSS during transfers", fmt.Sprintf("growth well under the body (< 25%% of %d MiB)", s.bulkMiB),
+	add(verdictRow{"peak RSS during transfers", "6", fmt.Sprintf("growth well under the body (< 25%% of %d MiB)", s.bulkMiB),
 		fmt.Sprintf("+%s MiB (peak %s MiB)", num(g), num(find(figs, "peak RSS during transfers MiB").get(proxy))),
 		yes(g < body/4, fmt.Sprintf("%s MiB over", num(g-body/4)))}, g)
 	c := find(figs, "cold start: exec to first proxied 200, ms").get(proxy)
-	add(verdictRow{"cold start to first proxied 200", "< 10 ms", num(c) + " ms", yes(c < 10, fmt.Sprintf("%s ms over", num(c-10)))}, c)
+	add(verdictRow{"cold start to first proxied 200", "6", "< 10 ms", num(c) + " ms", yes(c < 10, fmt.Sprintf("%s ms over", num(c-10)))}, c)
 	return out
 }
 

@@ -5,24 +5,30 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // Target names, in the order of the table's columns.
 const (
-	direct = "direct"
-	proxy  = "proxy"
-	nginx  = "nginx"
+	direct   = "direct"
+	proxy    = "proxy"
+	baseline = "base"
+	nginx    = "nginx"
+	haproxy  = "haproxy"
+	caddy    = "caddy"
 )
 
 // results gathers every measurement of a run, per target.
 type results struct {
+	names      []string                         // the targets of the run, in column order
 	small      map[int]map[string][]smallResult // by concurrency, then target
 	sse        map[string][]sseResult
-	hold       map[string][]holdResult
+	hold       map[holdCase]map[string][]holdResult
 	up         map[string][]float64 // MiB/s
 	down       map[string][]float64 // MiB/s
 	base       map[string]float64   // RSS before the transfers, bytes
@@ -64,16 +70,25 @@ func run(s settings, stdout io.Writer) error {
 			return err
 		}
 	}
+	baseBin := ""
+	if s.base != "" {
+		baseBin = filepath.Join(dir, "chatgpt_reverse_proxy-base")
+		logf("building ./platforms/server at %s", s.base)
+		if err := buildRevision(root, s.base, filepath.Join(dir, "base-src"), baseBin); err != nil {
+			return err
+		}
+	}
+	if err := raiseFileLimit(s); err != nil {
+		return err
+	}
 	up, err := startUpstream(s.bulkMiB << 20)
 	if err != nil {
 		return err
 	}
-	ngx := findNginx(s.nginx)
-	if ngx == "" {
-		logf("nginx not found: measuring direct and proxy only (apt-get install -y nginx to add it)")
-	}
+	tg := targetSet{bin: bin, baseBin: baseBin, dir: dir, refs: findRefs(s.refs), up: up}
 	r := &results{
-		small: map[int]map[string][]smallResult{}, sse: map[string][]sseResult{}, hold: map[string][]holdResult{},
+		names: tg.names(),
+		small: map[int]map[string][]smallResult{}, sse: map[string][]sseResult{}, hold: map[holdCase]map[string][]holdResult{},
 		up: map[string][]float64{}, down: map[string][]float64{}, base: map[string]float64{}, peak: map[string]float64{},
 		bulkErrors: map[string]int{},
 	}
@@ -81,11 +96,11 @@ func run(s settings, stdout io.Writer) error {
 	loadBefore := loadAvg()
 	stages := []struct {
 		name string
-		run  func(settings, *results, string, string, string, *upstream) error
+		run  func(settings, *results, targetSet) error
 	}{{"small", stageSmall}, {"bulk", stageBulk}, {"hold", stageHold}}
 	for _, st := range stages {
 		if s.stages[st.name] {
-			if err := st.run(s, r, bin, dir, ngx, up); err != nil {
+			if err := st.run(s, r, tg); err != nil {
 				return err
 			}
 		}
@@ -113,31 +128,59 @@ func run(s settings, stdout io.Writer) error {
 		logf("core micro-benchmarks")
 		r.micro = microBench(root, s.micro)
 	}
-	report(stdout, s, r, append(machine(ngx), "- Load average (1, 5, 15 min) before and after measuring: "+loadBefore+"; "+loadAvg()), measured)
+	report(stdout, s, r, append(machine(tg.refs), "- Load average (1, 5, 15 min) before and after measuring: "+loadBefore+"; "+loadAvg()), measured)
 	return nil
 }
 
-// startTargets starts the proxy and, when installed, nginx; the returned
-// list always begins with direct.
-func startTargets(s settings, bin, dir, ngx string, up *upstream, conns int, proxyEnv ...string) ([]*target, func(), error) {
-	ts := []*target{{name: direct, base: "http://" + up.addr, client: newClient(conns)}}
+// targetSet is what a stage needs to start its targets.
+type targetSet struct {
+	bin, baseBin, dir string
+	refs              []foundRef
+	up                *upstream
+}
+
+// names returns the targets' names in the order of the table's columns.
+func (tg targetSet) names() []string {
+	names := []string{direct, proxy}
+	if tg.baseBin != "" {
+		names = append(names, baseline)
+	}
+	for _, r := range tg.refs {
+		names = append(names, r.name)
+	}
+	return names
+}
+
+// start starts the proxy, the baseline proxy when asked for, and the
+// reference servers found; the returned list always begins with direct.
+func (tg targetSet) start(s settings, conns int, proxyEnv ...string) ([]*target, func(), error) {
+	ts := []*target{{name: direct, base: "http://" + tg.up.addr, client: newClient(conns)}}
 	stop := func() {
 		for _, t := range ts {
 			t.stop()
 		}
 	}
-	p, err := startProxy(bin, dir, up.addr, conns, append(slices.Clone(s.proxyEnv), proxyEnv...)...)
+	env := append(slices.Clone(s.proxyEnv), proxyEnv...)
+	p, err := startProxy(proxy, tg.bin, tg.dir, tg.up.addr, conns, env...)
 	if err != nil {
 		return nil, nil, err
 	}
 	ts = append(ts, p)
-	if ngx != "" {
-		n, err := startNginx(ngx, filepath.Join(dir, "nginx"), up.addr, s.workers, conns)
+	if tg.baseBin != "" {
+		b, err := startProxy(baseline, tg.baseBin, tg.dir, tg.up.addr, conns, env...)
 		if err != nil {
 			stop()
 			return nil, nil, err
 		}
-		ts = append(ts, n)
+		ts = append(ts, b)
+	}
+	for _, ref := range tg.refs {
+		t, err := ref.start(s, filepath.Join(tg.dir, ref.name), tg.up.addr, conns)
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		ts = append(ts, t)
 	}
 	return ts, stop, nil
 }
@@ -149,7 +192,7 @@ func rotate(ts []*target, round int) []*target {
 	return append(slices.Clone(ts[k:]), ts[:k]...)
 }
 
-func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) error {
+func stageSmall(s settings, r *results, tg targetSet) error {
 	var env []string
 	if s.cpuProfile != "" {
 		abs, err := filepath.Abs(s.cpuProfile)
@@ -158,7 +201,8 @@ func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) erro
 		}
 		env = append(env, "BENCH_CPUPROFILE="+abs)
 	}
-	ts, stop, err := startTargets(s, bin, dir, ngx, up, 2*slices.Max(s.conc), env...)
+	up := tg.up
+	ts, stop, err := tg.start(s, 2*slices.Max(s.conc), env...)
 	if err != nil {
 		return err
 	}
@@ -174,14 +218,14 @@ func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) erro
 				if err != nil {
 					return err
 				}
-				logf("round %d c=%d %-6s %7.0f req/s p50 %v p99 %v cpu %v new conns %d errors %d",
+				logf("round %d c=%d %-7s %7.0f req/s p50 %v p99 %v cpu %v new conns %d errors %d",
 					round+1, c, t.name, res.rps, res.p50, res.p99, res.cpu, res.newConns, res.errors)
 				r.small[c][t.name] = append(r.small[c][t.name], res)
 			}
 		}
 		for _, t := range rotate(ts, round) {
 			res := runSSE(t, s.streams, s.spacing)
-			logf("round %d sse %-6s first chunk %.3f ms, event delay p50 %v p99 %v max %v, %d bunched, %d held back of %d, %d errors",
+			logf("round %d sse %-7s first chunk %.3f ms, event delay p50 %v p99 %v max %v, %d bunched, %d held back of %d, %d errors",
 				round+1, t.name, median(res.firstChunk), percentile(res.delays, 50), percentile(res.delays, 99),
 				percentile(res.delays, 100), res.bunched, res.heldBack, res.chunks, res.errors)
 			r.sse[t.name] = append(r.sse[t.name], res)
@@ -190,8 +234,8 @@ func stageSmall(s settings, r *results, bin, dir, ngx string, up *upstream) erro
 	return nil
 }
 
-func stageBulk(s settings, r *results, bin, dir, ngx string, up *upstream) error {
-	ts, stop, err := startTargets(s, bin, dir, ngx, up, 4)
+func stageBulk(s settings, r *results, tg targetSet) error {
+	ts, stop, err := tg.start(s, 4)
 	if err != nil {
 		return err
 	}
@@ -226,7 +270,7 @@ func stageBulk(s settings, r *results, bin, dir, ngx string, up *upstream) error
 					r.down[t.name] = append(r.down[t.name], size/d.Seconds())
 				}
 			}
-			logf("round %d bulk %-6s upload %.0f MiB/s download %.0f MiB/s", round+1, t.name,
+			logf("round %d bulk %-7s upload %.0f MiB/s download %.0f MiB/s", round+1, t.name,
 				median(r.up[t.name]), median(r.down[t.name]))
 		}
 	}
@@ -240,28 +284,72 @@ func stageBulk(s settings, r *results, bin, dir, ngx string, up *upstream) error
 	return nil
 }
 
-func stageHold(s settings, r *results, bin, dir, ngx string, up *upstream) error {
-	events := int(s.hold/time.Second) + 1
-	up.setStream(events, time.Second)
-	defer up.setStream(s.chunks, s.spacing)
-	for round := range s.holdRounds {
-		ts, stop, err := startTargets(s, bin, dir, ngx, up, s.holdStreams+8)
-		if err != nil {
-			return err
-		}
-		for _, t := range rotate(ts[1:], round) {
-			res, err := runHold(t, s.holdStreams, s.hold)
+func stageHold(s settings, r *results, tg targetSet) error {
+	for _, c := range s.holdCases {
+		r.hold[c] = map[string][]holdResult{}
+		for round := range s.holdRounds {
+			ts, stop, err := tg.start(s, c.streams+8)
 			if err != nil {
-				stop()
 				return err
 			}
-			logf("round %d hold %-6s %d streams: %.1f KiB per stream, %d errors", round+1, t.name,
-				s.holdStreams, res.perStream/1024, res.errors)
-			r.hold[t.name] = append(r.hold[t.name], res)
+			for _, t := range rotate(ts[1:], round) {
+				res, err := runHold(t, tg.up, c, s.hold)
+				// Close the client's idle connections now, so that the
+				// next target's streams do not share the fd limit with them.
+				t.client.CloseIdleConnections()
+				if err != nil {
+					stop()
+					return err
+				}
+				logf("round %d hold %-7s %d streams, events %s apart: %.1f KiB per stream, %.1f µs CPU per event (%d events, %.2f s CPU), %d errors",
+					round+1, t.name, c.streams, c.spacing, res.perStream/1024, res.cpuPerEvent()*1e6, res.events, res.cpu.Seconds(), res.errors)
+				r.hold[c][t.name] = append(r.hold[c][t.name], res)
+			}
+			stop()
 		}
-		stop()
 	}
 	return nil
+}
+
+// raiseFileLimit raises the harness's open-file limit (which the targets
+// inherit) to its hard limit: the largest held-streams case needs two
+// descriptors per stream in the harness (client and mock upstream side) and
+// in each target.
+func raiseFileLimit(s settings) error {
+	if !s.stages["hold"] {
+		return nil
+	}
+	need := uint64(0)
+	for _, c := range s.holdCases {
+		need = max(need, uint64(2*c.streams+1024))
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("reading the open-file limit: %w", err)
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			return fmt.Errorf("raising the open-file limit to %d: %w", lim.Max, err)
+		}
+	}
+	if lim.Cur < need {
+		return fmt.Errorf("open-file limit %d, the held streams need %d: raise the hard limit (ulimit -Hn, or run as root) or lower -hold-streams", lim.Cur, need)
+	}
+	return nil
+}
+
+// buildRevision builds the server platform as of the git revision rev (from
+// `git archive`, into src) to out.
+func buildRevision(root, rev, src, out string) error {
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return fmt.Errorf("making %s: %w", src, err)
+	}
+	cmd := exec.Command("sh", "-c", `git -C "$1" archive --format=tar "$2" | tar -x -C "$3"`, "sh", root, rev, src)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("extracting revision %s: %w\n%s", rev, err, b)
+	}
+	return goBuild(src, "./platforms/server", out)
 }
 
 // loadAvg returns the first three fields of /proc/loadavg: how busy the
@@ -374,17 +462,39 @@ func streamFigures(r *results) []figure {
 		bunch.vals[name], recv.vals[name] = float64(b), float64(n)
 		errs.vals[name] = float64(e)
 	}
-	perStream := figure{name: "RSS per open stream KiB", vals: map[string]float64{}}
-	holdErrs := figure{name: "failed held streams (all rounds)", vals: map[string]float64{}}
-	for name, runs := range r.hold {
-		var xs []float64
-		for _, x := range runs {
-			xs = append(xs, x.perStream/1024)
-			holdErrs.vals[name] += float64(x.errors)
+	return []figure{first, d50, d99, bunch, held, recv, errs}
+}
+
+// Names of the held-streams figures of a case.
+func rssName(c holdCase) string { return fmt.Sprintf("RSS per open stream KiB, %d streams", c.streams) }
+func cpuEventName(c holdCase) string {
+	return fmt.Sprintf("CPU µs per streamed event, %d streams (an event every %s)", c.streams, c.spacing)
+}
+func holdErrName(c holdCase) string {
+	return fmt.Sprintf("failed held streams, %d streams (all rounds)", c.streams)
+}
+
+func holdFigures(s settings, r *results) []figure {
+	var out []figure
+	for _, c := range s.holdCases {
+		runs, ok := r.hold[c]
+		if !ok {
+			continue
 		}
-		perStream.vals[name] = median(xs)
+		perStream := figure{name: rssName(c), vals: map[string]float64{}}
+		perEvent := figure{name: cpuEventName(c), vals: map[string]float64{}}
+		errs := figure{name: holdErrName(c), vals: map[string]float64{}}
+		for name, xs := range runs {
+			var rss, ev []float64
+			for _, x := range xs {
+				rss, ev = append(rss, x.perStream/1024), append(ev, x.cpuPerEvent()*1e6)
+				errs.vals[name] += float64(x.errors)
+			}
+			perStream.vals[name], perEvent.vals[name] = median(rss), median(ev)
+		}
+		out = append(out, perStream, perEvent, errs)
 	}
-	return []figure{first, d50, d99, bunch, held, recv, errs, perStream, holdErrs}
+	return out
 }
 
 func bulkFigures(s settings, r *results) []figure {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,13 +163,28 @@ func TestParseFlags(t *testing.T) {
 	if s.rounds != 2 {
 		t.Errorf("-quick -rounds 2: rounds = %d; want 2 (an explicit flag wins)", s.rounds)
 	}
-	if s.holdStreams != 300 || s.dur != 700*time.Millisecond {
-		t.Errorf("-quick: hold-streams %d, dur %v; want 300, 700ms", s.holdStreams, s.dur)
+	if s.hold != 4*time.Second || s.dur != 700*time.Millisecond {
+		t.Errorf("-quick: hold %v, dur %v; want 4s, 700ms", s.hold, s.dur)
+	}
+	want := []holdCase{{1000, 100 * time.Millisecond}, {5000, time.Second}}
+	if !slices.Equal(s.holdCases, want) {
+		t.Errorf("hold cases = %v; want %v (1,000 and 5,000 streams)", s.holdCases, want)
+	}
+	s, err = parseFlags([]string{"-hold-streams", "10/5ms, 20/1s", "-nginx", "none", "-caddy", "/opt/caddy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []holdCase{{10, 5 * time.Millisecond}, {20, time.Second}}; !slices.Equal(s.holdCases, want) {
+		t.Errorf("-hold-streams 10/5ms,20/1s: %v; want %v", s.holdCases, want)
+	}
+	if s.refs[nginx] != "none" || s.refs[caddy] != "/opt/caddy" || s.refs[haproxy] != "" {
+		t.Errorf("reference flags = %v; want nginx none, caddy /opt/caddy, haproxy unset", s.refs)
 	}
 	if len(s.conc) != 3 || s.conc[2] != 64 {
 		t.Errorf("conc = %v; want [1 16 64]", s.conc)
 	}
-	for _, bad := range [][]string{{"-conc", "1,x"}, {"-stages", "small,warp"}, {"-rounds", "0"}} {
+	for _, bad := range [][]string{{"-conc", "1,x"}, {"-stages", "small,warp"}, {"-rounds", "0"},
+		{"-hold-streams", "1000"}, {"-hold-streams", "1000/x"}, {"-hold-streams", "0/1s"}, {"-hold", "1s"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q): no error", bad)
 		}
@@ -195,7 +211,14 @@ func TestTargets(t *testing.T) {
 	f := func(name string, d, p, n float64) figure {
 		return figure{name: name, vals: map[string]float64{direct: d, proxy: p, nginx: n}}
 	}
+	c1, c5 := s.holdCases[0], s.holdCases[1]
 	figs := []figure{
+		f(rssName(c1), math.NaN(), 24, 18),
+		f(cpuEventName(c1), math.NaN(), 20, 19),
+		f(rssName(c5), math.NaN(), 30, 17),
+		f(cpuEventName(c5), math.NaN(), 25, 19),
+		f(holdErrName(c5), math.NaN(), 3, 0),
+		{name: "CPU s per 10k requests, c=64", vals: map[string]float64{proxy: 0.52, nginx: 0.3, baseline: 0.5}},
 		f("req/s, c=16", 1000, 700, 600),
 		f("req/s, c=64", 1000, 300, 600),
 		f("CPU s per 10k requests, c=16", math.NaN(), 0.3, 0.25),
@@ -207,23 +230,31 @@ func TestTargets(t *testing.T) {
 	got := map[string]string{}
 	for _, r := range targets(s, figs) {
 		got[r.name] = r.verdict
+		got[r.issue+" "+r.name] = r.verdict
 	}
 	want := map[string]string{
-		"throughput c=16":                               "met",
-		"throughput c=64":                               "missed: 50% below nginx's ratio",
-		"CPU per 10k requests c=16":                     "met",
-		"new upstream connections per 1k requests c=64": "missed: 1",
-		"first SSE chunk added over direct":             "met",
-		"SSE bunching":                                  "met",
-		"SSE streams complete":                          "missed: 2 failed (see the stderr log for the error)",
-		"cold start to first proxied 200":               "not measured in this run",
+		"throughput c=16":                                    "met",
+		"throughput c=64":                                    "missed: 50% below nginx's ratio",
+		"6 CPU per 10k requests c=16":                        "met",
+		"new upstream connections per 1k requests c=64":      "missed: 1",
+		"first SSE chunk added over direct":                  "met",
+		"SSE bunching":                                       "met",
+		"SSE streams complete":                               "missed: 2 failed (see the stderr log for the error)",
+		"cold start to first proxied 200":                    "not measured in this run",
+		"6 memory per open stream (1000 streams)":            "missed: 6 KiB (33%) over nginx",
+		"16 memory per open stream (1000 streams)":           "met",
+		"16 memory per open stream (5000 streams)":           "missed: 5 KiB over; 3 streams failed",
+		"CPU per streamed event (1000 streams, 100ms apart)": "met",
+		"CPU per streamed event (5000 streams, 1s apart)":    "missed: 10% over 1.2x nginx",
+		"16 CPU per 10k requests c=16":                       "no base in this run (-base REV)",
+		"16 CPU per 10k requests c=64":                       "met (within 5%, the noise of one run)",
 	}
 	for name, w := range want {
 		if got[name] != w {
 			t.Errorf("%s: verdict %q; want %q", name, got[name], w)
 		}
 	}
-	if _, ok := got["CPU per 10k requests c=64"]; ok {
+	if _, ok := got["CPU per 10k requests c=32"]; ok {
 		t.Error("a target row for a figure that is not in the run")
 	}
 }

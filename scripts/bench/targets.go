@@ -16,7 +16,7 @@ import (
 )
 
 // target is one way to reach the mock upstream: direct, through the proxy's
-// server binary, or through nginx.
+// server binary (or the baseline's), or through a reference server.
 type target struct {
 	name   string
 	base   string
@@ -63,12 +63,12 @@ func proxyEnv(upstream string, port int) []string {
 
 // startProxy runs the server binary in front of the upstream, its log (one
 // access-log line per request, the default) going to a file in dir.
-func startProxy(bin, dir, upstream string, conns int, extraEnv ...string) (*target, error) {
+func startProxy(name, bin, dir, upstream string, conns int, extraEnv ...string) (*target, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, "proxy.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("opening the proxy log: %w", err)
 	}
@@ -79,89 +79,10 @@ func startProxy(bin, dir, upstream string, conns int, extraEnv ...string) (*targ
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting the proxy: %w", err)
 	}
-	t := &target{name: "proxy", base: "http://127.0.0.1:" + strconv.Itoa(port), client: newClient(conns), cmd: cmd}
+	t := &target{name: name, base: "http://127.0.0.1:" + strconv.Itoa(port), client: newClient(conns), cmd: cmd}
 	if err := t.waitReady(10 * time.Second); err != nil {
 		t.stop()
 		return nil, err
-	}
-	return t, nil
-}
-
-const nginxConf = `# Written by scripts/bench: nginx as a reference streaming reverse proxy.
-worker_processes %d;
-daemon off;
-master_process on;
-%s
-pid %s/nginx.pid;
-error_log %s/error.log warn;
-worker_rlimit_nofile 16384;
-events { worker_connections 8192; }
-http {
-  access_log %s/access.log;
-  client_body_temp_path %s/tmp/body;
-  proxy_temp_path %s/tmp/proxy;
-  fastcgi_temp_path %s/tmp/fastcgi;
-  uwsgi_temp_path %s/tmp/uwsgi;
-  scgi_temp_path %s/tmp/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  client_max_body_size 0;
-  upstream mock {
-    server %s;
-    keepalive 256;
-    keepalive_requests 1000000;
-    keepalive_timeout 300s;
-  }
-  server {
-    listen %s backlog=4096;
-    location / {
-      proxy_pass http://mock;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_read_timeout 600s;
-    }
-  }
-}
-`
-
-// startNginx runs nginx as a reference, with the config written into dir.
-func startNginx(nginx, dir, upstream string, workers, conns int) (*target, error) {
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "tmp"), 0o755); err != nil {
-		return nil, fmt.Errorf("making the nginx temp dir: %w", err)
-	}
-	// nginx started by root hands its workers to "nobody" unless told
-	// otherwise; keep them as the current user.
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root;"
-	}
-	listen := "127.0.0.1:" + strconv.Itoa(port)
-	conf := fmt.Sprintf(nginxConf, workers, user, dir, dir, dir, dir, dir, dir, dir, dir, upstream, listen)
-	confPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		return nil, fmt.Errorf("writing nginx.conf: %w", err)
-	}
-	cmd := exec.Command(nginx, "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", confPath)
-	out, err := os.OpenFile(filepath.Join(dir, "nginx.out"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("opening the nginx output file: %w", err)
-	}
-	defer out.Close()
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting nginx: %w", err)
-	}
-	t := &target{name: "nginx", base: "http://" + listen, client: newClient(conns), cmd: cmd}
-	if err := t.waitReady(10 * time.Second); err != nil {
-		t.stop()
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return nil, fmt.Errorf("%w; nginx error.log: %s", err, strings.TrimSpace(string(log)))
 	}
 	return t, nil
 }

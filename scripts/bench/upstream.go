@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -49,6 +50,24 @@ type upstream struct {
 	// Stream shape: chunks events, spacing apart; the first goes out at once.
 	chunks  atomic.Int64
 	spacing atomic.Int64 // nanoseconds
+	// held, when set, makes streams go on (ignoring chunks) until the
+	// channel is closed.
+	held atomic.Pointer[chan struct{}]
+}
+
+// holdStreams makes every stream opened from now on send events until the
+// returned function is called, and the stream shape chunks, spacing again
+// after that.
+func (u *upstream) holdStreams(spacing time.Duration) (release func()) {
+	chunks, old := u.chunks.Load(), time.Duration(u.spacing.Load())
+	u.spacing.Store(int64(spacing))
+	ch := make(chan struct{})
+	u.held.Store(&ch)
+	return func() {
+		u.held.Store(nil)
+		close(ch)
+		u.setStream(int(chunks), old)
+	}
 }
 
 func startUpstream(downloadSize int) (*upstream, error) {
@@ -111,21 +130,29 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// stream sends the configured number of SSE events, flushing each, then
+// stream sends the configured number of SSE events (or, while streams are
+// held, events until they are released), flushing each, then
 // "data: [DONE]". The first event goes out with the headers.
 func (u *upstream) stream(w http.ResponseWriter, r *http.Request) {
 	chunks, spacing := int(u.chunks.Load()), time.Duration(u.spacing.Load())
+	var release <-chan struct{}
+	if p := u.held.Load(); p != nil {
+		chunks, release = math.MaxInt, *p
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	rc := http.NewResponseController(w)
 	t := time.NewTimer(0)
 	defer t.Stop()
 	<-t.C
+events:
 	for i := range chunks {
 		if i > 0 {
 			t.Reset(spacing)
 			select {
 			case <-t.C:
+			case <-release:
+				break events
 			case <-r.Context().Done():
 				return
 			}
