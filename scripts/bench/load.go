@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -210,7 +211,7 @@ func (h holdResult) cpuPerEvent() float64 {
 // processes halfway (over the RSS before), and their CPU time per event read
 // by the client. Then the upstream ends the streams and runHold waits for
 // them.
-func runHold(t *target, up *upstream, c holdCase, hold time.Duration) (holdResult, error) {
+func runHold(t *target, up *upstream, c holdCase, hold time.Duration, profiling bool) (holdResult, error) {
 	pids := t.pids()
 	for range 3 {
 		if _, err := readStream(context.Background(), t.client, t.base, nil, nil); err != nil {
@@ -257,6 +258,9 @@ func runHold(t *target, up *upstream, c holdCase, hold time.Duration) (holdResul
 	during, err := mem(pids)
 	if err != nil {
 		return holdResult{}, err
+	}
+	if t.name == proxy && profiling {
+		_ = t.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	time.Sleep(hold / 2)
 	cpu1, err := cpu(pids)

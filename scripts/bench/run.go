@@ -59,8 +59,8 @@ func run(s settings, stdout io.Writer) error {
 		defer os.RemoveAll(dir)
 	}
 	bin := filepath.Join(dir, "chatgpt_reverse_proxy")
-	if s.cpuProfile != "" {
-		logf("building ./scripts/bench/profproxy (CPU profile to %s)", s.cpuProfile)
+	if s.cpuProfile != "" || s.memProfile != "" {
+		logf("building ./scripts/bench/profproxy (profiles to %s)", strings.TrimSpace(s.cpuProfile+" "+s.memProfile))
 		if err := goBuild(root, "./scripts/bench/profproxy", bin); err != nil {
 			return err
 		}
@@ -287,13 +287,21 @@ func stageBulk(s settings, r *results, tg targetSet) error {
 func stageHold(s settings, r *results, tg targetSet) error {
 	for _, c := range s.holdCases {
 		r.hold[c] = map[string][]holdResult{}
+		var env []string
+		if s.memProfile != "" {
+			abs, err := filepath.Abs(fmt.Sprintf("%s-%d", s.memProfile, c.streams))
+			if err != nil {
+				return fmt.Errorf("-memprofile: %w", err)
+			}
+			env = append(env, "BENCH_MEMPROFILE="+abs)
+		}
 		for round := range s.holdRounds {
-			ts, stop, err := tg.start(s, c.streams+8)
+			ts, stop, err := tg.start(s, c.streams+8, env...)
 			if err != nil {
 				return err
 			}
 			for _, t := range rotate(ts[1:], round) {
-				res, err := runHold(t, tg.up, c, s.hold)
+				res, err := runHold(t, tg.up, c, s.hold, s.memProfile != "")
 				// Close the client's idle connections now, so that the
 				// next target's streams do not share the fd limit with them.
 				t.client.CloseIdleConnections()

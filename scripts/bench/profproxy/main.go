@@ -1,7 +1,9 @@
-// Command profproxy is the proxy's server build with a CPU profile, for
-// `go run ./scripts/bench -cpuprofile FILE`: the same core handler behind an
-// http.Server with the server platform's limits, writing the profile named
-// by BENCH_CPUPROFILE when it gets SIGTERM. It is not a product build.
+// Command profproxy is the proxy's server build with profiles, for
+// `go run ./scripts/bench -cpuprofile FILE` and `-memprofile FILE`: the same
+// core handler behind an http.Server with the server platform's limits,
+// writing the CPU profile named by BENCH_CPUPROFILE when it gets SIGTERM, and
+// a heap profile to BENCH_MEMPROFILE (with the runtime's memory figures on
+// stderr) each time it gets SIGUSR1. It is not a product build.
 package main
 
 import (
@@ -11,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -42,6 +45,15 @@ func run() error {
 		defer f.Close()
 		defer pprof.StopCPUProfile()
 	}
+	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
+		usr1 := make(chan os.Signal, 1)
+		signal.Notify(usr1, syscall.SIGUSR1)
+		go func() {
+			for range usr1 {
+				writeHeapProfile(path)
+			}
+		}()
+	}
 	logger := core.NewLogger(cfg, os.Stderr)
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -64,4 +76,24 @@ func run() error {
 		return fmt.Errorf("serving: %w", err)
 	}
 	return nil
+}
+
+// writeHeapProfile writes the heap profile (as of the last GC, which it does
+// not force: that would change what is measured) and prints where the
+// process's memory is.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "profproxy: error: creating the heap profile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintf(os.Stderr, "profproxy: error: writing the heap profile: %v\n", err)
+	}
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	fmt.Fprintf(os.Stderr, "profproxy: memory: goroutines %d, heap in use %d KiB (live objects %d KiB), stacks %d KiB, heap idle not released %d KiB, runtime other %d KiB, GC cycles %d, next GC at %d KiB\n",
+		runtime.NumGoroutine(), m.HeapInuse>>10, m.HeapAlloc>>10, m.StackInuse>>10, (m.HeapIdle-m.HeapReleased)>>10,
+		(m.MSpanInuse+m.MCacheInuse+m.BuckHashSys+m.GCSys+m.OtherSys)>>10, m.NumGC, m.NextGC>>10)
 }
