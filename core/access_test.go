@@ -1,7 +1,6 @@
 package core
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // Keys planted in the access-control tests: none of them may appear in a log
@@ -66,28 +67,10 @@ func (u *accessUpstream) lastHeader() http.Header {
 	return u.last
 }
 
-// acLogBuffer collects log output written from server goroutines.
-type acLogBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *acLogBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *acLogBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // accessProxy is the proxy under test, on a real socket, with its log captured.
 type accessProxy struct {
 	srv    *httptest.Server
-	log    *acLogBuffer
+	log    *testkit.LogBuffer
 	client *http.Client
 }
 
@@ -103,11 +86,11 @@ func startAccessProxy(t *testing.T, up *accessUpstream, env map[string]string, t
 	for k, v := range env {
 		full[k] = v
 	}
-	cfg, err := FromEnv(lookupMap(full), Options{Environ: environOf(full)})
+	cfg, err := FromEnv(testkit.Lookup(full), Options{Environ: testkit.Environ(full)})
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	p := &accessProxy{log: &acLogBuffer{}}
+	p := &accessProxy{log: &testkit.LogBuffer{}}
 	var h http.Handler = New(cfg, NewLogger(cfg, p.log), transport)
 	if wrap != nil {
 		h = wrap(h)

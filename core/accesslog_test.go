@@ -52,13 +52,3 @@ func TestAccessLog_oneLinePerRequestWithFields(t *testing.T) {
 		t.Errorf("log output contains a planted secret or body:\n%s", all)
 	}
 }
-
-func TestAccessLog_textFormat(t *testing.T) {
-	logs := &syncBuffer{}
-	cfg, _ := FromEnv(lookupMap(map[string]string{"OXY_TARGET": "http://127.0.0.1:1"}), Options{})
-	l := NewLogger(cfg, logs)
-	l.Info("request", "status", 200)
-	if s := logs.String(); !strings.Contains(s, "level=INFO msg=request status=200") {
-		t.Errorf("text log %q", s)
-	}
-}

@@ -7,22 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
-func lookupMap(m map[string]string) LookupFunc {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
-
-func environOf(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
-
 func TestFromEnv_defaults(t *testing.T) {
-	c, err := FromEnv(lookupMap(nil), Options{})
+	c, err := FromEnv(testkit.Lookup(nil), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +52,7 @@ func TestFromEnv_values(t *testing.T) {
 		"OXY_LOG_LEVEL":         "debug",
 		"OXY_LOG_FORMAT":        "JSON",
 	}
-	c, err := FromEnv(lookupMap(env), Options{Environ: environOf(env),
+	c, err := FromEnv(testkit.Lookup(env), Options{Environ: testkit.Environ(env),
 		Defaults: Defaults{Port: 1234, StripHeaderPrefixes: []string{"X-Api-"}, StripHeaders: []string{"endpoint-timeout"}}})
 	if err != nil {
 		t.Fatal(err)
@@ -88,11 +78,11 @@ func TestFromEnv_values(t *testing.T) {
 }
 
 func TestFromEnv_platformPortDefault(t *testing.T) {
-	c, err := FromEnv(lookupMap(nil), Options{Defaults: Defaults{Port: 8000}})
+	c, err := FromEnv(testkit.Lookup(nil), Options{Defaults: Defaults{Port: 8000}})
 	if err != nil || c.Port != 8000 {
 		t.Fatalf("Port = %d, %v; want the platform default 8000", c.Port, err)
 	}
-	c, err = FromEnv(lookupMap(map[string]string{"OXY_PORT": "9100"}), Options{Defaults: Defaults{Port: 8000}})
+	c, err = FromEnv(testkit.Lookup(map[string]string{"OXY_PORT": "9100"}), Options{Defaults: Defaults{Port: 8000}})
 	if err != nil || c.Port != 9100 {
 		t.Fatalf("Port = %d, %v; want OXY_PORT to override the platform default", c.Port, err)
 	}
@@ -117,7 +107,7 @@ func TestFromEnv_invalidReportsEverything(t *testing.T) {
 		}
 		return nil
 	}}
-	_, err := FromEnv(lookupMap(env), Options{Environ: environOf(env), Defaults: Defaults{Extra: []Setting{extra}}})
+	_, err := FromEnv(testkit.Lookup(env), Options{Environ: testkit.Environ(env), Defaults: Defaults{Extra: []Setting{extra}}})
 	var ce *ConfigError
 	if !errors.As(err, &ce) {
 		t.Fatalf("err = %v; want *ConfigError", err)
@@ -179,7 +169,7 @@ func TestParseTarget(t *testing.T) {
 
 func TestFromEnv_secretSettingValueNeverShown(t *testing.T) {
 	s := Setting{Name: "OXY_KEYS", Secret: true, Check: func(string) error { return errors.New("must not be short") }}
-	_, err := FromEnv(lookupMap(map[string]string{"OXY_KEYS": "sk-live-123"}), Options{Defaults: Defaults{Extra: []Setting{s}}})
+	_, err := FromEnv(testkit.Lookup(map[string]string{"OXY_KEYS": "sk-live-123"}), Options{Defaults: Defaults{Extra: []Setting{s}}})
 	if err == nil || strings.Contains(err.Error(), "sk-live-123") || !strings.Contains(err.Error(), "OXY_KEYS: must not be short") {
 		t.Fatalf("err = %v; want the problem without the value", err)
 	}

@@ -40,15 +40,33 @@ func WriteError(w http.ResponseWriter, e *APIError) {
 	_, _ = w.Write(body)
 }
 
-// Error values for the failures the proxy itself answers.
+// Error values for the failures the proxy itself answers. The platform
+// adapters answer with the exported ones too, so that each failure has one
+// code and one message in every build.
 var (
 	errUpstreamUnreachable = &APIError{Status: http.StatusBadGateway, Type: "proxy_error", Code: "upstream_unreachable",
 		Message: "the proxy could not reach the upstream API"}
-	errUpstreamFailed = &APIError{Status: http.StatusBadGateway, Type: "proxy_error", Code: "upstream_error",
-		Message: "the upstream API closed the connection or sent an invalid response"}
 	errUpstreamTimeout = &APIError{Status: http.StatusGatewayTimeout, Type: "proxy_error", Code: "upstream_timeout",
 		Message: "the upstream API did not answer in time"}
+
+	// ErrUpstreamFailed answers a request whose upstream closed the
+	// connection or sent an invalid response, before or during the body.
+	ErrUpstreamFailed = &APIError{Status: http.StatusBadGateway, Type: "proxy_error", Code: "upstream_error",
+		Message: "the upstream API closed the connection or sent an invalid response"}
+	// ErrInternal answers a request during which the proxy itself failed (a
+	// recovered panic).
+	ErrInternal = &APIError{Status: http.StatusInternalServerError, Type: "proxy_error", Code: "internal_error",
+		Message: "the proxy failed while handling the request"}
 )
+
+// InvalidEvent answers a serverless event from which no HTTP request can be
+// built (a body that is not base64, a bad method or path, a payload that is
+// not an HTTP event). reason must not quote the request: its URL or headers
+// may carry a key.
+func InvalidEvent(reason string) *APIError {
+	return &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Code: "invalid_event",
+		Message: "the proxy could not read the request from the platform's event: " + reason}
+}
 
 // classify maps a round-trip error to the proxy's answer. clientGone reports
 // that the client's own context ended, in which case nothing is sent and the
@@ -65,7 +83,7 @@ func classify(r *http.Request, err error) (e *APIError, clientGone bool) {
 		errors.As(err, &ne) && ne.Timeout():
 		return errUpstreamTimeout, false
 	default:
-		return errUpstreamFailed, false
+		return ErrUpstreamFailed, false
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // lateEOFTransport holds back the transport's final end-of-body read of the
@@ -48,7 +50,7 @@ func TestProxy_streamSurvivesLateRequestBodyEOF(t *testing.T) {
 		io.WriteString(w, "data: two\n\n")
 	}))
 	defer up.Close()
-	c, err := FromEnv(lookupMap(map[string]string{"OXY_TARGET": up.URL}), Options{})
+	c, err := FromEnv(testkit.Lookup(map[string]string{"OXY_TARGET": up.URL}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

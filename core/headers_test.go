@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // TestProxy_headerSecurity is the security table: what the upstream must never
@@ -91,7 +93,7 @@ func TestProxy_responseHeaderHygiene(t *testing.T) {
 }
 
 func TestHeaderPolicy_Stripped(t *testing.T) {
-	c, err := FromEnv(lookupMap(map[string]string{"OXY_HOP_HEADER_PREFIX": "X-SCF"}), Options{Defaults: Defaults{StripHeaders: []string{"endpoint-timeout"}}})
+	c, err := FromEnv(testkit.Lookup(map[string]string{"OXY_HOP_HEADER_PREFIX": "X-SCF"}), Options{Defaults: Defaults{StripHeaders: []string{"endpoint-timeout"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,38 +1,20 @@
 package core
 
 import (
-	"bytes"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
-
-// syncBuffer is a log sink safe for the proxy's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // testProxy is a proxy in front of an upstream, both on 127.0.0.1.
 type testProxy struct {
 	URL      string
 	Upstream *httptest.Server
 	Server   *httptest.Server
-	Log      *syncBuffer
+	Log      *testkit.LogBuffer
 	Config   Config
 }
 
@@ -51,11 +33,11 @@ func newTestProxyTo(t *testing.T, up *httptest.Server, target string, env map[st
 	for k, v := range env {
 		e[k] = v
 	}
-	cfg, err := FromEnv(lookupMap(e), Options{})
+	cfg, err := FromEnv(testkit.Lookup(e), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.LogBuffer{}
 	var transport http.RoundTripper
 	if up != nil && up.TLS != nil {
 		tr := NewTransport(cfg)

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 func TestParseProxyKeys(t *testing.T) {
@@ -65,7 +67,7 @@ func TestFromEnv_accessSettings(t *testing.T) {
 		"OXY_ALLOW_CIDRS":  "10.0.0.0/8, 203.0.113.7, 2001:db8::/32, 192.168.1.9/24",
 	}
 	env["OXY_UPSTREAM_API_KEY"] = testRealKey
-	c, err := FromEnv(lookupMap(env), Options{Environ: environOf(env)})
+	c, err := FromEnv(testkit.Lookup(env), Options{Environ: testkit.Environ(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +87,7 @@ func TestFromEnv_accessSettings(t *testing.T) {
 		t.Errorf("AllowCIDRs = %s", got)
 	}
 
-	d, err := FromEnv(lookupMap(nil), Options{})
+	d, err := FromEnv(testkit.Lookup(nil), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +132,7 @@ func TestFromEnv_accessInvalid(t *testing.T) {
 		{"health path in the API", map[string]string{"OXY_HEALTH_PATH": "/v1/health"}, `OXY_HEALTH_PATH="/v1/health": would hide API paths`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := FromEnv(lookupMap(tc.env), Options{Environ: environOf(tc.env)})
+			_, err := FromEnv(testkit.Lookup(tc.env), Options{Environ: testkit.Environ(tc.env)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want %q", err, tc.want)
 			}
@@ -167,7 +169,7 @@ func TestDefaultKeyHeader(t *testing.T) {
 // developer might and checks that no key shows.
 func TestSecret_neverPrinted(t *testing.T) {
 	env := keyedEnv()
-	c, err := FromEnv(lookupMap(env), Options{})
+	c, err := FromEnv(testkit.Lookup(env), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

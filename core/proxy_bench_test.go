@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // Benchmarks of the per-request path, for docs/BENCHMARKS.md and for
@@ -20,7 +22,7 @@ var (
 
 func benchConfig(b *testing.B, target string) Config {
 	b.Helper()
-	c, err := FromEnv(lookupMap(map[string]string{"OXY_TARGET": target}), Options{})
+	c, err := FromEnv(testkit.Lookup(map[string]string{"OXY_TARGET": target}), Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

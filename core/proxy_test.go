@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // seen is what the mock upstream received.
@@ -306,7 +308,7 @@ func TestProxy_longAnswerIsNotCutByATimeout(t *testing.T) {
 }
 
 func TestNewTransport_bounded(t *testing.T) {
-	c, _ := FromEnv(lookupMap(map[string]string{"OXY_DIAL_TIMEOUT": "4s"}), Options{})
+	c, _ := FromEnv(testkit.Lookup(map[string]string{"OXY_DIAL_TIMEOUT": "4s"}), Options{})
 	tr := NewTransport(c)
 	if tr.ResponseHeaderTimeout != 0 {
 		t.Errorf("ResponseHeaderTimeout = %v; want none (completions send headers when generation ends)", tr.ResponseHeaderTimeout)

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // sseUpstream writes one event, then blocks until release is closed, then
@@ -179,14 +181,11 @@ func TestProxy_clientGoneCancelsUpstream(t *testing.T) {
 	}
 }
 
+// waitFor fails the test unless cond holds within 10s.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !testkit.WaitUntil(10*time.Second, cond) {
+		t.Fatal("condition not met within 10s")
 	}
 }
 

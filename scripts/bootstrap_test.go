@@ -2,7 +2,6 @@ package scripts
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // checkStarts writes files into a directory (as the platform unpacks the
@@ -35,12 +36,7 @@ func checkStarts(t *testing.T, files map[string]file, script, portVar string) {
 	}))
 	defer up.Close()
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := strconv.Itoa(testkit.FreePort(t))
 
 	// Started from elsewhere, as SCF and FC do: the script finds its binary.
 	cmd := exec.Command(filepath.Join(dir, script))

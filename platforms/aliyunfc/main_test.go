@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // bin is this package's binary, built once by TestMain.
@@ -97,12 +98,7 @@ func TestBinary_oxyPortOverridesFCPort(t *testing.T) {
 // The real binary refuses OXY_ALLOW_CIDRS on FC and exits 1 before listening.
 func TestBinary_refusesAllowCIDRs(t *testing.T) {
 	platformtest.NeedBinary(t, bin)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := strconv.Itoa(testkit.FreePort(t))
 	// Should the check be missing, the server is killed at the deadline.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -79,7 +79,7 @@ func startStreaming(t *testing.T, target string, event []byte) (*bufio.Reader, *
 	api := httptest.NewServer(f)
 	t.Cleanup(api.Close)
 	t.Cleanup(func() { close(f.done); _ = pr.Close() })
-	start(t, []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
+	launch(t, []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
 		"OXY_TARGET=" + target, "OXY_LAMBDA_INVOKE_MODE=response_stream"}, bootstrap)
 	return bufio.NewReader(pr), f
 }

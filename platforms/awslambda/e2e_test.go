@@ -22,9 +22,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // riePackage is the pinned emulator (see PLATFORMS.md).
@@ -40,16 +41,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// goTool runs the go command with extra environment.
-func goTool(env []string, args ...string) error {
-	cmd := exec.Command("go", args...)
-	cmd.Env = append(os.Environ(), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return nil
-}
-
 // The bootstrap as the README builds it (for this machine's OS and arch).
 var buildBootstrap = sync.OnceValues(func() (string, error) {
 	dir, err := toolDir()
@@ -57,7 +48,7 @@ var buildBootstrap = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(dir, "bootstrap")
-	return out, goTool([]string{"CGO_ENABLED=0"}, "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, ".")
+	return out, testkit.GoBuild(out, ".", "-tags", "lambda.norpc")
 })
 
 var buildRIE = sync.OnceValues(func() (string, error) {
@@ -65,7 +56,7 @@ var buildRIE = sync.OnceValues(func() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(dir, "aws-lambda-rie"), goTool([]string{"GOBIN=" + dir, "CGO_ENABLED=0"}, "install", riePackage)
+	return filepath.Join(dir, "aws-lambda-rie"), testkit.Go([]string{"GOBIN=" + dir, "CGO_ENABLED=0"}, "install", riePackage)
 })
 
 func tool(t *testing.T, build func() (string, error)) string {
@@ -78,65 +69,18 @@ func tool(t *testing.T, build func() (string, error)) string {
 }
 
 // freeAddr returns a 127.0.0.1 address that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)) }
+
+// launch runs a command with only the given environment (no OXY_* from the
+// developer's shell) until the end of the test.
+func launch(t *testing.T, env []string, name string, args ...string) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
-// syncBuffer collects a child's output for the test log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// start runs a command in its own process group with only the given
-// environment (no OXY_* from the developer's shell), and kills the group at
-// the end of the test, logging the output if the test failed.
-func start(t *testing.T, env []string, name string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	cmd.Dir = t.TempDir()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(name), out.String())
-		}
-	})
+	testkit.Launch(t, name, append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...), args...)
 }
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "internal", "lambdafn", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testkit.ReadFile(t, "..", "internal", "awslambda", "testdata", name)
 }
 
 // startRIE runs the bootstrap under the emulator and returns its invoke URL.
@@ -144,7 +88,7 @@ func startRIE(t *testing.T, env ...string) string {
 	t.Helper()
 	rie, bootstrap := tool(t, buildRIE), tool(t, buildBootstrap)
 	addr, apiAddr := freeAddr(t), freeAddr(t)
-	start(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
+	launch(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			_ = c.Close()

@@ -3,11 +3,15 @@
 //
 //	CGO_ENABLED=0 GOOS=linux go build -tags lambda.norpc -o bootstrap ./platforms/awslambda
 //
-// and set OXY_LAMBDA_INVOKE_MODE to the function URL's invoke mode.
+// and set OXY_LAMBDA_INVOKE_MODE to the function URL's invoke mode. Its
+// presets and runner are in platforms/internal/awslambda.
 package main
 
-import "github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/lambdafn"
+import (
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/awslambda"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+)
 
 func main() {
-	lambdafn.Main()
+	start.Main(awslambda.Platform())
 }

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // Secrets and bodies planted in requests and responses; none may reach the log.
@@ -139,13 +141,13 @@ func TestBinary_accessLog(t *testing.T) {
 		want = append(want, accessLine{r.method, r.path, r.status, len(r.body), len(body), r.requestID})
 	}
 
-	count := func() int { lines, _ := accessLines(p.stderr.String()); return len(lines) }
-	if !waitUntil(startTimeout, func() bool { return count() >= len(want) }) {
+	count := func() int { lines, _ := accessLines(p.Stderr.String()); return len(lines) }
+	if !testkit.WaitUntil(startTimeout, func() bool { return count() >= len(want) }) {
 		t.Errorf("log has %d access lines; want %d", count(), len(want))
 	}
-	p.signal(t, syscall.SIGTERM)
-	p.wait(t, exitTimeout)
-	out := p.stderr.String() + p.stdout.String()
+	p.Signal(t, syscall.SIGTERM)
+	p.Wait(t, exitTimeout)
+	out := p.Stderr.String() + p.Stdout.String()
 
 	got, notJSON := accessLines(out)
 	for _, l := range notJSON {

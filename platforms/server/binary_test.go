@@ -15,10 +15,10 @@ import (
 
 func TestBinary_version(t *testing.T) {
 	p := runBinary(t, nil, "-version")
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("-version exited with %d; want 0; stderr:\n%s", code, p.stderr)
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("-version exited with %d; want 0; stderr:\n%s", code, p.Stderr)
 	}
-	out := p.stdout.String()
+	out := p.Stdout.String()
 	for _, want := range []string{testVersion, testCommit, testDate, runtime.Version()} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-version printed %q; want it to contain %q", out, want)
@@ -29,10 +29,10 @@ func TestBinary_version(t *testing.T) {
 // TestBinary_help checks that -h lists every setting with its default.
 func TestBinary_help(t *testing.T) {
 	p := runBinary(t, nil, "-h")
-	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("-h exited with %d; want 0", code)
 	}
-	out := p.stdout.String() + p.stderr.String()
+	out := p.Stdout.String() + p.Stderr.String()
 	if !strings.Contains(out, "-version") {
 		t.Errorf("-h output does not mention -version:\n%s", out)
 	}
@@ -97,8 +97,8 @@ func TestBinary_invalidSettings(t *testing.T) {
 				env[k] = v
 			}
 			p := launch(t, env)
-			code := p.wait(t, exitTimeout)
-			stderr := p.stderr.String()
+			code := p.Wait(t, exitTimeout)
+			stderr := p.Stderr.String()
 			if code != 1 {
 				t.Errorf("exit code %d; want 1; stderr:\n%s", code, stderr)
 			}

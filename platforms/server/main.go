@@ -2,11 +2,15 @@
 // Docker: a reverse proxy for the OpenAI API and other AI APIs.
 package main
 
-import "github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
+import (
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/httpserver"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+)
 
-// platform is the server build: no presets beyond the core's.
-var platform = serve.Platform{Name: "server"}
+// platform is the server build: no presets beyond the core's, served by a
+// long-lived HTTP server.
+var platform = start.Platform{Name: "server", NewRunner: httpserver.LongLived}
 
 func main() {
-	serve.Main(platform)
+	start.Main(platform)
 }

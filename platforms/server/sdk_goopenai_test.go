@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	goopenai "github.com/sashabaranov/go-openai"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // These tests use github.com/sashabaranov/go-openai unchanged except for its
@@ -169,7 +171,7 @@ func TestGoOpenAI_upstreamErrors(t *testing.T) {
 // upstream is down) is one the SDK parses: a 502 *openai.APIError with a
 // message, type and code.
 func TestGoOpenAI_proxyError(t *testing.T) {
-	down := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	down := "http://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 	base, _ := startInProcess(t, map[string]string{"OXY_TARGET": down})
 	_, err := newGoOpenAI(t, base, testAPIKey).ListModels(context.Background())
 	var apiErr *goopenai.APIError

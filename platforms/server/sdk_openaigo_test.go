@@ -13,6 +13,8 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // These tests use github.com/openai/openai-go/v3 unchanged except for its base
@@ -194,7 +196,7 @@ func TestOpenAIGo_upstreamErrors(t *testing.T) {
 // upstream is down) is one the SDK parses: a 502 *openai.Error with a message,
 // type and code.
 func TestOpenAIGo_proxyError(t *testing.T) {
-	down := "http://127.0.0.1:" + strconv.Itoa(freePort(t))
+	down := "http://127.0.0.1:" + strconv.Itoa(testkit.FreePort(t))
 	base, _ := startInProcess(t, map[string]string{"OXY_TARGET": down})
 	_, err := newOpenAIGo(t, base, testAPIKey, option.WithMaxRetries(0)).Models.List(context.Background())
 	var apiErr *openai.Error

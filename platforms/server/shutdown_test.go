@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 const (
@@ -97,12 +99,12 @@ func TestBinary_signalLetsStreamFinish(t *testing.T) {
 			p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "90s"})
 			_, br := openStream(t, p.base())
 
-			p.signal(t, sig)
-			if !waitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
-				t.Fatalf("still accepting connections after %v; stderr:\n%s", sig, p.stderr)
+			p.Signal(t, sig)
+			if !testkit.WaitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
+				t.Fatalf("still accepting connections after %v; stderr:\n%s", sig, p.Stderr)
 			}
-			if p.exited() {
-				t.Fatalf("exited with %d while a stream was in flight; stderr:\n%s", p.cmd.ProcessState.ExitCode(), p.stderr)
+			if p.Exited() {
+				t.Fatalf("exited with %d while a stream was in flight; stderr:\n%s", p.Cmd.ProcessState.ExitCode(), p.Stderr)
 			}
 
 			release()
@@ -113,8 +115,8 @@ func TestBinary_signalLetsStreamFinish(t *testing.T) {
 			if want := "data: " + secondEvent + "\n\ndata: [DONE]\n\n"; string(rest) != want {
 				t.Errorf("rest of the stream = %q; want %q", rest, want)
 			}
-			if code := p.wait(t, exitTimeout); code != 0 {
-				t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+			if code := p.Wait(t, exitTimeout); code != 0 {
+				t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.Stderr)
 			}
 		})
 	}
@@ -128,9 +130,9 @@ func TestBinary_sigtermGraceExpires(t *testing.T) {
 	p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "1s"})
 	_, br := openStream(t, p.base())
 
-	p.signal(t, syscall.SIGTERM)
-	if code := p.wait(t, exitTimeout); code != 0 {
-		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.Stderr)
 	}
 	rest, err := io.ReadAll(br)
 	if err == nil {
@@ -204,15 +206,15 @@ func TestBinary_sigtermLetsWebSocketFinish(t *testing.T) {
 		t.Fatalf("first line = %q, %v; want \"first\\n\"", line, err)
 	}
 
-	p.signal(t, syscall.SIGTERM)
-	if !waitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
-		t.Fatalf("still accepting connections after SIGTERM; stderr:\n%s", p.stderr)
+	p.Signal(t, syscall.SIGTERM)
+	if !testkit.WaitUntil(startTimeout, func() bool { return refusesConnections(p.port) }) {
+		t.Fatalf("still accepting connections after SIGTERM; stderr:\n%s", p.Stderr)
 	}
 	// A server that does not wait for upgraded connections exits right
 	// after it stops accepting; a correct one cannot exit here at all.
-	if waitUntil(2*time.Second, p.exited) {
+	if testkit.WaitUntil(2*time.Second, p.Exited) {
 		t.Fatalf("exited with %d while a WebSocket was in flight, within its 90s grace period; stderr:\n%s",
-			p.cmd.ProcessState.ExitCode(), p.stderr)
+			p.Cmd.ProcessState.ExitCode(), p.Stderr)
 	}
 	release()
 	if line, err := br.ReadString('\n'); err != nil || line != "second\n" {
@@ -224,7 +226,7 @@ func TestBinary_sigtermLetsWebSocketFinish(t *testing.T) {
 		t.Errorf("after the second line: %q, %v; want a clean end", rest, err)
 	}
 	conn.Close()
-	if code := p.wait(t, exitTimeout); code != 0 {
-		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.stderr)
+	if code := p.Wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.Stderr)
 	}
 }

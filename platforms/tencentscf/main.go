@@ -1,13 +1,13 @@
 // Command tencentscf is the Tencent Cloud SCF web function build of
 // chatgpt_reverse_proxy. scf_bootstrap starts it; it listens on 0.0.0.0:9000.
-// Its presets are in platforms/internal/scfweb.Platform.
+// Its presets and adapter are in platforms/internal/tencentscf.
 package main
 
 import (
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/scfweb"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/tencentscf"
 )
 
 func main() {
-	serve.Main(scfweb.Platform())
+	start.Main(tencentscf.Platform())
 }

@@ -9,27 +9,20 @@ import (
 	"testing"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/serve"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
 )
 
 // Lookup returns a core.LookupFunc over m, so tests never touch the process
 // environment.
-func Lookup(m map[string]string) core.LookupFunc {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
-}
+func Lookup(m map[string]string) core.LookupFunc { return testkit.Lookup(m) }
 
 // Environ returns m in os.Environ's KEY=value form.
-func Environ(m map[string]string) []string {
-	var out []string
-	for k, v := range m {
-		out = append(out, k+"="+v)
-	}
-	return out
-}
+func Environ(m map[string]string) []string { return testkit.Environ(m) }
 
 // NewProxy serves platform p in-process (the core handler inside p.Wrap, as
-// serve.Run builds it) in front of up, with env on top of OXY_TARGET.
-func NewProxy(t *testing.T, p serve.Platform, up *Upstream, env map[string]string) *httptest.Server {
+// start.Run builds it) in front of up, with env on top of OXY_TARGET.
+func NewProxy(t *testing.T, p start.Platform, up *Upstream, env map[string]string) *httptest.Server {
 	t.Helper()
 	e := map[string]string{"OXY_TARGET": up.URL}
 	for k, v := range env {
@@ -39,12 +32,7 @@ func NewProxy(t *testing.T, p serve.Platform, up *Upstream, env map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.DiscardHandler)
-	var h http.Handler = core.New(cfg, logger, nil)
-	if p.Wrap != nil {
-		h = p.Wrap(cfg, logger, h)
-	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(start.Handler(p, cfg, slog.New(slog.DiscardHandler)))
 	t.Cleanup(srv.Close)
 	return srv
 }

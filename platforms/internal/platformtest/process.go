@@ -1,21 +1,23 @@
 package platformtest
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // TestVersion is the version Build stamps into binaries.
@@ -23,148 +25,45 @@ const TestVersion = "0.0.0-test"
 
 // Process is a platform binary running as a server.
 type Process struct {
+	*testkit.Process
 	// URL is the server's base URL, http://127.0.0.1:port.
 	URL string
-	cmd *exec.Cmd
-	log *syncBuffer
-	// exited is closed when the process has exited; err is its Wait result.
-	exited chan struct{}
-	err    error
 }
 
 // Log returns what the process wrote to stderr so far.
-func (p *Process) Log() string { return p.log.String() }
+func (p *Process) Log() string { return p.Stderr.String() }
+
+// ListeningLine marks the startup line of the HTTP and RPC runners in either
+// log format.
+var ListeningLine = []string{"msg=listening", `"msg":"listening"`}
 
 // Start runs bin with exactly env (no inherited variables, so a stray OXY_
-// variable of the test runner cannot change the result) plus OXY_HOST=127.0.0.1,
-// and, unless portVar is empty, portVar set to a free port. It waits until
-// the server logs that it listens. The process gets SIGTERM at the end of the
-// test, and the test fails unless it then exits cleanly.
+// variable of the test runner cannot change the result) plus OXY_HOST=127.0.0.1
+// and portVar set to a free port. It waits until the server logs that it
+// listens on that port. The process gets SIGTERM at the end of the test, and
+// the test fails unless it then exits cleanly.
 func Start(t *testing.T, bin string, portVar string, env ...string) *Process {
 	t.Helper()
-	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
-		full := append([]string{"OXY_HOST=127.0.0.1"}, env...)
-		if portVar != "" {
-			full = append(full, portVar+"="+strconv.Itoa(port))
-		}
-		p, err := start(bin, full, port)
-		if err == nil {
-			t.Cleanup(func() { p.stop(t) })
-			return p
-		}
-		lastErr = err
-		if !strings.Contains(err.Error(), "address already in use") {
-			break
-		}
+	full := append([]string{"OXY_HOST=127.0.0.1"}, env...)
+	p, port := testkit.StartServer(t, bin, portVar, full, func(p *testkit.Process, port int) bool {
+		return p.Stderr.Contains(ListeningLine...)
+	})
+	t.Cleanup(func() { p.Stop(t) })
+	addr := field(p.Stderr.String(), "addr")
+	if _, got, _ := net.SplitHostPort(addr); got != strconv.Itoa(port) {
+		t.Fatalf("listening on %s; want port %d\n%s", addr, port, p.Stderr)
 	}
-	t.Fatalf("starting %s: %v", filepath.Base(bin), lastErr)
-	return nil
+	return &Process{Process: p, URL: "http://" + addr}
 }
 
-func start(bin string, env []string, port int) (*Process, error) {
-	p := &Process{log: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin)
-	p.cmd.Env = env
-	p.cmd.Dir = filepath.Dir(bin)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	listening := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			p.log.WriteLine(line)
-			if strings.Contains(line, "msg=listening") {
-				select {
-				case listening <- line:
-				default:
-				}
-			}
-		}
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	select {
-	case line := <-listening:
-		addr := field(line, "addr")
-		if _, got, _ := net.SplitHostPort(addr); got != strconv.Itoa(port) {
-			p.kill()
-			return nil, fmt.Errorf("listening on %s; want port %d", addr, port)
-		}
-		p.URL = "http://" + addr
-		return p, nil
-	case <-p.exited:
-		return nil, fmt.Errorf("exited before listening (%v):\n%s", p.err, p.log.String())
-	case <-time.After(60 * time.Second):
-		p.kill()
-		return nil, fmt.Errorf("not listening after 60s:\n%s", p.log.String())
-	}
-}
-
-func (p *Process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// stop sends SIGTERM and requires a clean exit (graceful shutdown).
-func (p *Process) stop(t *testing.T) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-		if p.err != nil {
-			t.Errorf("process exited with %v after SIGTERM; want a clean exit\n%s", p.err, p.log.String())
-		}
-	case <-time.After(60 * time.Second):
-		p.kill()
-		t.Errorf("process still running 60s after SIGTERM\n%s", p.log.String())
-	}
-}
-
-// field returns the value of key=value in a slog text line.
-func field(line, key string) string {
-	for _, f := range strings.Fields(line) {
+// field returns the value of key=value in the first slog text line that has it.
+func field(log, key string) string {
+	for _, f := range strings.Fields(log) {
 		if v, ok := strings.CutPrefix(f, key+"="); ok {
 			return strings.Trim(v, `"`)
 		}
 	}
 	return ""
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) WriteLine(line string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.WriteString(line)
-	s.b.WriteByte('\n')
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // RunWithBinary is for TestMain: it builds the main package in dir into a
@@ -173,8 +72,7 @@ func (s *syncBuffer) String() string {
 // NeedBinary skips the tests that need it.
 func RunWithBinary(m *testing.M, dir string, bin *string) int {
 	flag.Parse()
-	goTool, err := exec.LookPath("go")
-	if testing.Short() || err != nil {
+	if _, err := exec.LookPath("go"); testing.Short() || err != nil {
 		return m.Run()
 	}
 	tmp, err := os.MkdirTemp("", "platformtest")
@@ -184,12 +82,8 @@ func RunWithBinary(m *testing.M, dir string, bin *string) int {
 	}
 	defer os.RemoveAll(tmp)
 	out := filepath.Join(tmp, "main")
-	cmd := exec.Command(goTool, "build", "-trimpath",
-		"-ldflags", "-X github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core.Version="+TestVersion,
-		"-o", out, dir)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build %s: %v\n%s", dir, err, b)
+	if err := testkit.GoBuild(out, dir, "-ldflags", "-X github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core.Version="+TestVersion); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	*bin = out
@@ -202,4 +96,80 @@ func NeedBinary(t *testing.T, bin string) {
 	if bin == "" {
 		t.Skip("platform binary not built (-short, or no go tool)")
 	}
+}
+
+// InProcess is a platform run in this process through start.Run, exactly as
+// its main does.
+type InProcess struct {
+	// URL is the server's base URL, http://127.0.0.1:port.
+	URL string
+	// Port is the port it listens on.
+	Port int
+	// Logs is everything it logged.
+	Logs *testkit.LogBuffer
+	// Stop ends Run's context, as SIGTERM does.
+	Stop   context.CancelFunc
+	exited chan struct{}
+	err    error
+}
+
+// Exited is closed when start.Run has returned.
+func (ip *InProcess) Exited() <-chan struct{} { return ip.exited }
+
+// Err is what start.Run returned; valid once Exited is closed.
+func (ip *InProcess) Err() error { return ip.err }
+
+// RunInProcess runs p through start.Run with env (plus OXY_HOST=127.0.0.1
+// and OXY_PORT set to a free port) as its whole environment, and waits until
+// it logs that it listens. At the end of the test it is stopped, and Run must
+// then return nil.
+func RunInProcess(t *testing.T, p start.Platform, env map[string]string) *InProcess {
+	t.Helper()
+	var ip *InProcess
+	testkit.WithFreePort(t, func(port int) error {
+		vars := maps.Clone(env)
+		if vars == nil {
+			vars = map[string]string{}
+		}
+		vars["OXY_HOST"] = "127.0.0.1"
+		vars["OXY_PORT"] = strconv.Itoa(port)
+		ctx, cancel := context.WithCancel(context.Background())
+		run := &InProcess{URL: "http://127.0.0.1:" + strconv.Itoa(port), Port: port, Logs: &testkit.LogBuffer{},
+			Stop: cancel, exited: make(chan struct{})}
+		go func() {
+			run.err = start.Run(ctx, p, nil, testkit.Lookup(vars), testkit.Environ(vars), io.Discard, run.Logs)
+			close(run.exited)
+		}()
+		listening := testkit.WaitUntil(testkit.StartTimeout, func() bool {
+			select {
+			case <-run.exited:
+				return true
+			default:
+				return run.Logs.Contains(ListeningLine...)
+			}
+		})
+		select {
+		case <-run.exited:
+			return fmt.Errorf("start.Run returned before listening: %v; log:\n%s", run.err, run.Logs)
+		default:
+		}
+		if !listening {
+			cancel()
+			t.Fatalf("%s did not listen within %v; log:\n%s", p.Name, testkit.StartTimeout, run.Logs)
+		}
+		ip = run
+		return nil
+	})
+	t.Cleanup(func() {
+		ip.Stop()
+		select {
+		case <-ip.exited:
+			if ip.err != nil {
+				t.Errorf("start.Run returned %v after shutdown; want nil", ip.err)
+			}
+		case <-time.After(testkit.ExitTimeout):
+			t.Errorf("start.Run did not return within %v of shutdown", testkit.ExitTimeout)
+		}
+	})
+	return ip
 }

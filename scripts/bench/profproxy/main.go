@@ -59,7 +59,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	// The limits of platforms/internal/serve.
+	// The limits of platforms/internal/httpserver.
 	srv := &http.Server{
 		Handler:           core.New(cfg, logger, nil),
 		ReadHeaderTimeout: 10 * time.Second,

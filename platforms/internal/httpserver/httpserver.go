@@ -1,0 +1,113 @@
+// Package httpserver runs the core as an HTTP server on OXY_HOST:OXY_PORT:
+// the runner of the plain server build and of the serverless platforms whose
+// runtime forwards HTTP to a port (Tencent SCF web functions, Aliyun FC
+// custom runtimes).
+package httpserver
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+)
+
+// Server limits. Request headers of OpenAI clients are a few KB; the limit
+// stops a client from making the proxy hold megabytes of headers. There is no
+// read or write timeout: uploads and streamed answers can take minutes.
+const (
+	readHeaderTimeout = 10 * time.Second
+	maxHeaderBytes    = 64 << 10
+	idleTimeout       = 120 * time.Second
+)
+
+// Runner serves the handler over HTTP until its context ends, then shuts
+// down gracefully.
+type Runner struct {
+	cfg       core.Config
+	logger    *slog.Logger
+	longLived bool
+}
+
+var _ start.Runner = (*Runner)(nil)
+
+// LongLived is the start.Platform.NewRunner of the plain server build: an
+// HTTP server that the operator runs.
+func LongLived(cfg core.Config, logger *slog.Logger, _ core.LookupFunc) (start.Runner, error) {
+	return &Runner{cfg: cfg, logger: logger, longLived: true}, nil
+}
+
+// Serverless is the start.Platform.NewRunner of platforms whose runtime
+// forwards HTTP to the process's one port (SCF web functions, FC).
+func Serverless(cfg core.Config, logger *slog.Logger, _ core.LookupFunc) (start.Runner, error) {
+	return &Runner{cfg: cfg, logger: logger}, nil
+}
+
+// LongLived reports whether this is the plain server build's runner.
+func (s *Runner) LongLived() bool { return s.longLived }
+
+// Run listens on the configured address and serves h until ctx ends. Then it
+// stops accepting, lets in-flight requests and streams finish for up to
+// cfg.ShutdownGrace, closes what remains and returns nil.
+func (s *Runner) Run(ctx context.Context, h http.Handler) error {
+	cfg, logger := s.cfg, s.logger
+	addr := net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
+	}
+	// Shutdown waits for idle connections only; a handler that took over its
+	// connection (a WebSocket upgrade, proxied until it ends) is tracked here
+	// so that it too gets the grace period.
+	var inflight sync.WaitGroup
+	srv := newServer(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		h.ServeHTTP(w, r)
+	}))
+	logger.Info("listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving on %s: %w", addr, err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	if err == nil {
+		done := make(chan struct{})
+		go func() { inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-sctx.Done():
+			err = sctx.Err()
+		}
+	}
+	if err != nil {
+		logger.Warn("grace period over, closing remaining connections", "error", err)
+		_ = srv.Close()
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// newServer returns the HTTP server for h, with limits against slow and
+// oversized request headers.
+func newServer(logger *slog.Logger, h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+}

@@ -1,0 +1,145 @@
+package httpserver
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
+)
+
+// testPlatform is a platform served by this package's runner.
+var testPlatform = start.Platform{Name: "test", NewRunner: Serverless}
+
+// startRun runs the test platform in-process on 127.0.0.1 and returns its
+// address, a stop function (SIGTERM), and the run.
+func startRun(t *testing.T, env map[string]string) (string, func(), *platformtest.InProcess) {
+	t.Helper()
+	run := platformtest.RunInProcess(t, testPlatform, env)
+	return strings.TrimPrefix(run.URL, "http://"), run.Stop, run
+}
+
+func TestNewServer_limits(t *testing.T) {
+	srv := newServer(slog.New(slog.DiscardHandler), http.NotFoundHandler())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > 30*time.Second {
+		t.Errorf("ReadHeaderTimeout = %v; want a bound against slow headers", srv.ReadHeaderTimeout)
+	}
+	if srv.MaxHeaderBytes <= 0 || srv.MaxHeaderBytes > 1<<20 {
+		t.Errorf("MaxHeaderBytes = %d; want a bound", srv.MaxHeaderBytes)
+	}
+	if srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
+		t.Errorf("ReadTimeout %v WriteTimeout %v; want none (uploads and streams take minutes)", srv.ReadTimeout, srv.WriteTimeout)
+	}
+}
+
+func TestRun_hugeHeadersRefused(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	addr, _, _ := startRun(t, map[string]string{"OXY_TARGET": up.URL})
+	req, _ := http.NewRequest("GET", "http://"+addr+"/v1/models", nil)
+	req.Header.Set("X-Huge", strings.Repeat("a", 200<<10))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("status %d; want 431", res.StatusCode)
+	}
+	res, err = http.Get("http://" + addr + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("normal request status %d; want 200", res.StatusCode)
+	}
+}
+
+func TestRun_gracefulShutdownLetsStreamsFinish(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-release
+		fmt.Fprint(w, "data: two\n\n")
+	}))
+	defer up.Close()
+	addr, stop, run := startRun(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "30s"})
+	res, err := http.Get("http://" + addr + "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(res.Body)
+	if line, _ := br.ReadString('\n'); line != "data: one\n" {
+		t.Fatalf("first line %q", line)
+	}
+	stop() // SIGTERM
+	// New connections are refused once shutdown began.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("still accepting connections after shutdown began")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case <-run.Exited():
+		t.Fatalf("Run returned %v while a stream was in flight", run.Err())
+	default:
+	}
+	close(release)
+	rest, err := io.ReadAll(br)
+	res.Body.Close()
+	if err != nil || !strings.Contains(string(rest), "data: two") {
+		t.Errorf("stream ended with %q, %v; want it to finish", rest, err)
+	}
+	select {
+	case <-run.Exited():
+		if err := run.Err(); err != nil {
+			t.Errorf("Run = %v; want nil (exit 0)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the last stream finished")
+	}
+}
+
+func TestRun_graceExpiresStillExitsCleanly(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer up.Close()
+	addr, stop, run := startRun(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "300ms"})
+	res, err := http.Get("http://" + addr + "/v1/chat/completions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	bufio.NewReader(res.Body).ReadString('\n')
+	stop()
+	select {
+	case <-run.Exited():
+		if err := run.Err(); err != nil {
+			t.Errorf("Run = %v; want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not return after the grace period")
+	}
+}
