@@ -27,17 +27,26 @@ func (e *APIError) Error() string { return e.Message }
 
 // WriteError writes e as an OpenAI-shaped JSON error response.
 func WriteError(w http.ResponseWriter, e *APIError) {
+	body := errorBody(e)
+	setErrorHeaders(w.Header(), len(body))
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}
+
+// errorBody is e's JSON body: {"error":{"message","type","code"}}.
+func errorBody(e *APIError) []byte {
 	body, _ := json.Marshal(struct {
 		Error *APIError `json:"error"`
 	}{e})
-	body = append(body, '\n')
-	h := w.Header()
+	return append(body, '\n')
+}
+
+// setErrorHeaders sets the headers of a proxy-made error with a body of n bytes.
+func setErrorHeaders(h http.Header, n int) {
 	h.Set("Content-Type", "application/json; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Content-Length", strconv.Itoa(n))
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
 }
 
 // Error values for the failures the proxy itself answers. The platform

@@ -1,0 +1,226 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Retry: the key transport sends each request with a key from the route's
+// pool and, when the answer says another attempt may succeed, tries again
+// with another key. It is an http.RoundTripper under httputil.ReverseProxy,
+// so every retry happens before the proxy has written anything to the client:
+// once RoundTrip has returned a response, its headers and body go to the
+// client and nothing is ever retried, so a stream is never restarted (peers
+// that retried mid-stream sent users duplicated text).
+
+// RetryOptions are the key transport's settings.
+type RetryOptions struct {
+	// Retries is how many times a request is retried (OXY_RETRIES).
+	Retries int
+	// MaxBody is the largest request body kept in memory to be replayed
+	// (OXY_RETRY_MAX_BODY); a larger body is streamed and never retried.
+	MaxBody int64
+	// Backoff is the pause before the first retry, doubled (with jitter) for
+	// each further one; zero means DefaultRetryBackoff.
+	Backoff time.Duration
+}
+
+// Defaults of the retry settings.
+const (
+	DefaultRetries       = 2
+	DefaultRetryMaxBody  = 1 << 20
+	DefaultRetryBackoff  = 100 * time.Millisecond
+	maxRetryBackoff      = 2 * time.Second
+	minTimeLeftAfterWait = 50 * time.Millisecond
+)
+
+// KeyTransport is an http.RoundTripper that sends each request with a key
+// from a KeyPool, retrying refused and failed attempts before anything
+// reaches the client. When every key is resting it answers 429 itself,
+// without calling the upstream.
+type KeyTransport struct {
+	base  http.RoundTripper
+	pool  *KeyPool
+	apply func(*http.Request, Secret)
+	opts  RetryOptions
+}
+
+// NewKeyTransport returns a transport that sends requests through base with
+// pool's keys; apply puts a key on an outbound request (the route's
+// credential scheme), and is called again for every attempt.
+func NewKeyTransport(base http.RoundTripper, pool *KeyPool, apply func(*http.Request, Secret), o RetryOptions) *KeyTransport {
+	if o.Backoff <= 0 {
+		o.Backoff = DefaultRetryBackoff
+	}
+	o.Retries = max(o.Retries, 0)
+	o.MaxBody = max(o.MaxBody, 0)
+	return &KeyTransport{base: base, pool: pool, apply: apply, opts: o}
+}
+
+// Pool returns the transport's key pool.
+func (t *KeyTransport) Pool() *KeyPool { return t.pool }
+
+// RoundTrip implements http.RoundTripper.
+func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	ctx := req.Context()
+	k, soonest, ok := t.pool.pick(ctx, nil, false)
+	if !ok {
+		AddLogAttrs(req, slog.String("rejected", errKeysResting.Code))
+		return restingResponse(req, soonest), nil
+	}
+	getBody, replayable, err := bufferBody(req, t.opts.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	tried := make([]int, 0, t.opts.Retries+1)
+	for attempt := 0; ; attempt++ {
+		out := req.Clone(ctx)
+		if getBody != nil {
+			out.Body, _ = getBody()
+			out.GetBody = getBody
+		}
+		t.apply(out, t.pool.keys[k])
+		res, err := t.base.RoundTrip(out)
+		v := t.judge(res, err)
+		if v.rest > 0 && res != nil {
+			t.pool.rest(ctx, k, v.rest, v.reason, res.StatusCode)
+		}
+		tried = append(tried, k)
+		next, wait, retry := t.retryPlan(ctx, v, attempt, replayable, tried)
+		if !retry {
+			t.logOutcome(req, k, attempt, v, replayable)
+			return res, err
+		}
+		if res != nil {
+			// Drain a little so that the connection can be reused.
+			_, _ = io.CopyN(io.Discard, res.Body, 4<<10)
+			res.Body.Close()
+		}
+		t.pool.logger.LogAttrs(ctx, slog.LevelInfo, "retrying upstream request",
+			slog.String("route", t.pool.route), slog.String("key", t.pool.labels[k]), slog.String("reason", v.reason),
+			slog.Int("attempt", attempt+1), slog.String("next_key", t.pool.labels[next]), slog.Duration("backoff", wait))
+		if t.pool.observer != nil {
+			t.pool.observer.Retried(t.pool.route, v.reason)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		k = next
+	}
+}
+
+// judge classifies one attempt's outcome.
+func (t *KeyTransport) judge(res *http.Response, err error) verdict {
+	if err != nil {
+		if isDialError(err) {
+			return verdict{retry: true, reuse: true, reason: reasonConnect}
+		}
+		return verdict{}
+	}
+	var body []byte
+	if needsBody(res.StatusCode) {
+		body = sniffBody(res)
+	}
+	return judge(res, body, t.pool.cooldown, time.Now())
+}
+
+// retryPlan decides whether to try again, with which key and after what pause:
+// only for an outcome worth retrying, within OXY_RETRIES, with a body that can
+// be sent again, with a key that may be used, and with time left before the
+// client's deadline.
+func (t *KeyTransport) retryPlan(ctx context.Context, v verdict, attempt int, replayable bool, tried []int) (next int, wait time.Duration, ok bool) {
+	if !v.retry || attempt >= t.opts.Retries || !replayable || ctx.Err() != nil {
+		return 0, 0, false
+	}
+	next, _, ok = t.pool.pick(ctx, tried, v.reuse)
+	if !ok {
+		return 0, 0, false
+	}
+	wait = backoff(t.opts.Backoff, attempt)
+	if deadline, has := ctx.Deadline(); has && time.Until(deadline) < wait+minTimeLeftAfterWait {
+		return 0, 0, false
+	}
+	return next, wait, true
+}
+
+// logOutcome adds the key used, and the retries made, to the access-log line.
+func (t *KeyTransport) logOutcome(req *http.Request, k, attempt int, v verdict, replayable bool) {
+	attrs := []slog.Attr{slog.String("upstream_key", t.pool.labels[k])}
+	if attempt > 0 {
+		attrs = append(attrs, slog.Int("retries", attempt))
+	}
+	switch {
+	case v.reason == reasonRegion:
+		attrs = append(attrs, slog.String("upstream_refused", reasonRegion))
+	case v.retry && !replayable:
+		attrs = append(attrs, slog.String("not_retried", "body_over_limit"))
+	}
+	AddLogAttrs(req, attrs...)
+}
+
+// backoff is the pause before retry number attempt+1: base doubled per
+// attempt, with up to 50% jitter so that retries from many requests spread.
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := min(base<<min(attempt, 10), maxRetryBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// bufferBody reads req's body into memory when it is at most limit bytes, so
+// that it can be sent again: getBody then returns a fresh reader over it for
+// each attempt. A longer body is left to stream (the bytes already read are
+// sent first) and replayable is false. A request without a body is
+// replayable, with a nil getBody.
+func bufferBody(req *http.Request, limit int64) (getBody func() (io.ReadCloser, error), replayable bool, err error) {
+	if req.Body == nil || req.Body == http.NoBody {
+		return nil, true, nil
+	}
+	if req.ContentLength > limit {
+		return nil, false, nil
+	}
+	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if int64(len(buf)) > limit {
+		req.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), req.Body), Closer: req.Body}
+		return nil, false, nil
+	}
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }, true, nil
+}
+
+// errKeysResting answers a request when every key of its route is resting.
+var errKeysResting = &APIError{Status: http.StatusTooManyRequests, Type: "rate_limit_exceeded", Code: "upstream_keys_resting",
+	Message: "every upstream API key of this proxy is resting after rate limits or errors; retry after the time in Retry-After"}
+
+// restingResponse is the proxy's own 429 when every key rests, with
+// Retry-After (whole seconds, rounded up) set to when the first comes back.
+func restingResponse(req *http.Request, soonest time.Time) *http.Response {
+	body := errorBody(errKeysResting)
+	secs := int64(math.Ceil(time.Until(soonest).Seconds()))
+	h := http.Header{}
+	setErrorHeaders(h, len(body))
+	h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	return &http.Response{
+		Status: "429 Too Many Requests", StatusCode: http.StatusTooManyRequests,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: io.NopCloser(bytes.NewReader(body)), ContentLength: int64(len(body)), Request: req,
+	}
+}
