@@ -75,27 +75,54 @@ func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		AddLogAttrs(req, slog.String("rejected", errKeysResting.Code))
 		return restingResponse(req, soonest), nil
 	}
-	getBody, replayable, err := bufferBody(req, t.opts.MaxBody)
-	if err != nil {
-		return nil, err
-	}
-	tried := make([]int, 0, t.opts.Retries+1)
-	for attempt := 0; ; attempt++ {
-		out := req.Clone(ctx)
-		if getBody != nil {
-			out.Body, _ = getBody()
-			out.GetBody = getBody
+	a := attempts{t: t, req: req, key: k, tried: make([]int, 0, t.opts.Retries+1)}
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.ContentLength > t.opts.MaxBody || t.opts.MaxBody == 0 {
+			a.noReplay = true
+		} else {
+			a.first = newReplayBody(req.Body, req.ContentLength, t.opts.MaxBody)
 		}
+	}
+	return a.run(ctx)
+}
+
+// attempts is one request's sequence of attempts.
+type attempts struct {
+	t        *KeyTransport
+	req      *http.Request
+	key      int   // the key of the next attempt
+	tried    []int // keys already used
+	first    *replayBody
+	getBody  func() (io.ReadCloser, error) // the whole body, once a retry needs it
+	noReplay bool                          // the body cannot be sent twice
+}
+
+func (a *attempts) run(ctx context.Context) (*http.Response, error) {
+	t := a.t
+	for attempt := 0; ; attempt++ {
+		out := a.req.Clone(ctx)
+		switch {
+		case a.getBody != nil:
+			out.Body, _ = a.getBody()
+			out.GetBody = a.getBody
+		case a.first != nil:
+			out.Body = a.first
+		}
+		k := a.key
 		t.apply(out, t.pool.keys[k])
 		res, err := t.base.RoundTrip(out)
 		v := t.judge(res, err)
 		if v.rest > 0 && res != nil {
 			t.pool.rest(ctx, k, v.rest, v.reason, res.StatusCode)
 		}
-		tried = append(tried, k)
-		next, wait, retry := t.retryPlan(ctx, v, attempt, replayable, tried)
+		a.tried = append(a.tried, k)
+		next, wait, retry := t.retryPlan(ctx, v, attempt, a.tried)
+		if retry && !a.replayable(ctx, res == nil) {
+			retry = false
+			AddLogAttrs(a.req, slog.String("not_retried", "body_not_replayable"))
+		}
 		if !retry {
-			t.logOutcome(req, k, attempt, v, replayable)
+			t.logOutcome(a.req, k, attempt, v)
 			return res, err
 		}
 		if res != nil {
@@ -112,8 +139,24 @@ func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}
-		k = next
+		a.key = next
 	}
+}
+
+// replayable reports whether the body can be sent again, getting the whole
+// of it from the first attempt's copy when first asked. failedBeforeAnswer
+// says that no answer came, so the rest of the body may be read from the
+// client: nobody waits on it.
+func (a *attempts) replayable(ctx context.Context, failedBeforeAnswer bool) bool {
+	switch {
+	case a.noReplay:
+		return false
+	case a.getBody != nil || a.first == nil:
+		return true
+	}
+	a.getBody, _ = a.first.replay(ctx, failedBeforeAnswer)
+	a.noReplay = a.getBody == nil
+	return !a.noReplay
 }
 
 // judge classifies one attempt's outcome.
@@ -132,11 +175,11 @@ func (t *KeyTransport) judge(res *http.Response, err error) verdict {
 }
 
 // retryPlan decides whether to try again, with which key and after what pause:
-// only for an outcome worth retrying, within OXY_RETRIES, with a body that can
-// be sent again, with a key that may be used, and with time left before the
-// client's deadline.
-func (t *KeyTransport) retryPlan(ctx context.Context, v verdict, attempt int, replayable bool, tried []int) (next int, wait time.Duration, ok bool) {
-	if !v.retry || attempt >= t.opts.Retries || !replayable || ctx.Err() != nil {
+// only for an outcome worth retrying, within OXY_RETRIES, with a key that may
+// be used, and with time left before the client's deadline. (Whether the body
+// can be sent again is asked last: it may read the rest of the body.)
+func (t *KeyTransport) retryPlan(ctx context.Context, v verdict, attempt int, tried []int) (next int, wait time.Duration, ok bool) {
+	if !v.retry || attempt >= t.opts.Retries || ctx.Err() != nil {
 		return 0, 0, false
 	}
 	next, _, ok = t.pool.pick(ctx, tried, v.reuse)
@@ -151,16 +194,13 @@ func (t *KeyTransport) retryPlan(ctx context.Context, v verdict, attempt int, re
 }
 
 // logOutcome adds the key used, and the retries made, to the access-log line.
-func (t *KeyTransport) logOutcome(req *http.Request, k, attempt int, v verdict, replayable bool) {
+func (t *KeyTransport) logOutcome(req *http.Request, k, attempt int, v verdict) {
 	attrs := []slog.Attr{slog.String("upstream_key", t.pool.labels[k])}
 	if attempt > 0 {
 		attrs = append(attrs, slog.Int("retries", attempt))
 	}
-	switch {
-	case v.reason == reasonRegion:
+	if v.reason == reasonRegion {
 		attrs = append(attrs, slog.String("upstream_refused", reasonRegion))
-	case v.retry && !replayable:
-		attrs = append(attrs, slog.String("not_retried", "body_over_limit"))
 	}
 	AddLogAttrs(req, attrs...)
 }
@@ -181,29 +221,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
-}
-
-// bufferBody reads req's body into memory when it is at most limit bytes, so
-// that it can be sent again: getBody then returns a fresh reader over it for
-// each attempt. A longer body is left to stream (the bytes already read are
-// sent first) and replayable is false. A request without a body is
-// replayable, with a nil getBody.
-func bufferBody(req *http.Request, limit int64) (getBody func() (io.ReadCloser, error), replayable bool, err error) {
-	if req.Body == nil || req.Body == http.NoBody {
-		return nil, true, nil
-	}
-	if req.ContentLength > limit {
-		return nil, false, nil
-	}
-	buf, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
-	if err != nil {
-		return nil, false, err
-	}
-	if int64(len(buf)) > limit {
-		req.Body = &prefixedBody{Reader: io.MultiReader(bytes.NewReader(buf), req.Body), Closer: req.Body}
-		return nil, false, nil
-	}
-	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf)), nil }, true, nil
 }
 
 // errKeysResting answers a request when every key of its route is resting.

@@ -110,6 +110,9 @@ type poolSetup struct {
 	retry    RetryOptions
 	env      map[string]string
 	base     func(Config) http.RoundTripper
+	http2    bool // the upstream speaks HTTP/2 over TLS
+	// raw, if set, answers instead of the keyed answer, before the body is read.
+	raw http.HandlerFunc
 }
 
 // bearer is the credential scheme of the tests: Authorization: Bearer.
@@ -118,7 +121,16 @@ func bearer(r *http.Request, key Secret) { r.Header.Set("Authorization", "Bearer
 func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, r *http.Request, key, n int)) *poolProxy {
 	t.Helper()
 	up := &keyedUpstream{perKey: map[int]int{}, answer: answer}
-	srv := httptest.NewServer(up)
+	srv := httptest.NewUnstartedServer(up)
+	if s.raw != nil {
+		srv = httptest.NewUnstartedServer(s.raw)
+	}
+	if s.http2 {
+		srv.EnableHTTP2 = true
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	e := map[string]string{"OXY_TARGET": srv.URL, "OXY_LOG_FORMAT": "json", "OXY_LOG_LEVEL": "debug"}
 	for k, v := range s.env {
@@ -144,7 +156,11 @@ func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, 
 	if s.retry.Backoff == 0 {
 		s.retry.Backoff = 5 * time.Millisecond
 	}
-	var base http.RoundTripper = NewTransport(cfg)
+	tr := NewTransport(cfg)
+	if s.http2 {
+		tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	}
+	var base http.RoundTripper = tr
 	if s.base != nil {
 		base = s.base(cfg)
 	}
@@ -373,7 +389,7 @@ func TestKeyTransport_bodyOverReplayLimitIsNotRetried(t *testing.T) {
 			if !bytes.Equal(seen[0].body, body) {
 				t.Errorf("upstream got %d bytes; want the whole %d-byte body", len(seen[0].body), len(body))
 			}
-			waitFor(t, func() bool { return strings.Contains(p.Log.String(), `"not_retried":"body_over_limit"`) })
+			waitFor(t, func() bool { return strings.Contains(p.Log.String(), `"not_retried":"body_not_replayable"`) })
 		})
 	}
 }
@@ -383,31 +399,108 @@ func TestKeyTransport_postBodyReplayedByteForByte(t *testing.T) {
 	if _, err := rand.Read(body); err != nil {
 		t.Fatal(err)
 	}
-	p := newPoolProxy(t, poolSetup{keys: 2}, func(w http.ResponseWriter, r *http.Request, key, _ int) {
-		if key == 0 {
-			vendorAnswer(w, 500, nil, `{"error":{"message":"The server had an error","type":"server_error"}}`)
-			return
-		}
-		okAnswer(w, key)
-	})
-	res, err := http.Post(p.URL+"/v1/audio/transcriptions", "application/octet-stream", bytes.NewReader(body))
-	if err != nil {
+	for _, tt := range []struct {
+		name    string
+		http2   bool
+		newBody func() io.Reader
+	}{
+		{"http/1.1", false, func() io.Reader { return bytes.NewReader(body) }},
+		{"http/1.1 chunked", false, func() io.Reader { return io.MultiReader(bytes.NewReader(body)) }},
+		{"http/2", true, func() io.Reader { return bytes.NewReader(body) }},
+		{"http/2 chunked", true, func() io.Reader { return io.MultiReader(bytes.NewReader(body)) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPoolProxy(t, poolSetup{keys: 2, http2: tt.http2}, func(w http.ResponseWriter, r *http.Request, key, _ int) {
+				if tt.http2 && r.ProtoMajor != 2 {
+					t.Errorf("upstream got %s; want HTTP/2", r.Proto)
+				}
+				if key == 0 {
+					vendorAnswer(w, 500, nil, `{"error":{"message":"The server had an error","type":"server_error"}}`)
+					return
+				}
+				okAnswer(w, key)
+			})
+			res, err := http.Post(p.URL+"/v1/audio/transcriptions", "application/octet-stream", tt.newBody())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(got) != `{"served_by":1}` {
+				t.Fatalf("got %d %s; want 200 from key #2", res.StatusCode, got)
+			}
+			seen := p.up.seen()
+			if len(seen) != 2 {
+				t.Fatalf("upstream saw %d attempts; want 2", len(seen))
+			}
+			want := sha256.Sum256(body)
+			for i, a := range seen {
+				if sha256.Sum256(a.body) != want {
+					t.Errorf("attempt %d: upstream got %d bytes that differ from the client's %d", i+1, len(a.body), len(body))
+				}
+			}
+		})
+	}
+}
+
+// TestKeyTransport_firstAttemptStreamsTheBody checks that the pool keeps the
+// proxy a pipe in both directions: the first attempt sends the body as it
+// arrives, so an upstream may answer while the client still holds back the
+// end of its body (as in platforms/server's duplex test), and the body is
+// not first gathered in memory.
+func TestKeyTransport_firstAttemptStreamsTheBody(t *testing.T) {
+	body := make([]byte, 64<<10)
+	if _, err := rand.Read(body); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 || string(got) != `{"served_by":1}` {
-		t.Fatalf("got %d %s; want 200 from key #2", res.StatusCode, got)
-	}
-	seen := p.up.seen()
-	if len(seen) != 2 {
-		t.Fatalf("upstream saw %d attempts; want 2", len(seen))
-	}
-	want := sha256.Sum256(body)
-	for i, a := range seen {
-		if sha256.Sum256(a.body) != want {
-			t.Errorf("attempt %d: upstream got %d bytes that differ from the client's %d", i+1, len(a.body), len(body))
+	gotBody := make(chan []byte, 1)
+	// The upstream answers before it reads the body.
+	p := newPoolProxy(t, poolSetup{keys: 2, raw: func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		_ = http.NewResponseController(w).Flush()
+		b, _ := io.ReadAll(r.Body)
+		gotBody <- b
+		_, _ = io.WriteString(w, "data: second\n\n")
+	}}, nil)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/audio/transcriptions", pr)
+	req.ContentLength = int64(len(body))
+	go func() { _, _ = pw.Write(body[:len(body)/2]) }()
+	resc := make(chan *http.Response, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
 		}
+		resc <- res
+	}()
+	var res *http.Response
+	select {
+	case res = <-resc:
+	case <-time.After(10 * time.Second):
+		_, _ = pw.Write(body[len(body)/2:])
+		pw.Close()
+		t.Fatal("no answer while the client held back half its body: the pool waits for the whole body")
+	}
+	if res == nil {
+		t.FailNow()
+	}
+	defer res.Body.Close()
+	first := make([]byte, len("data: first\n\n"))
+	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "data: first\n\n" {
+		t.Fatalf("first event %q, %v", first, err)
+	}
+	_, _ = pw.Write(body[len(body)/2:])
+	pw.Close()
+	rest, _ := io.ReadAll(res.Body)
+	if string(rest) != "data: second\n\n" {
+		t.Errorf("rest of the stream %q", rest)
+	}
+	if b := <-gotBody; !bytes.Equal(b, body) {
+		t.Errorf("upstream got %d bytes; want the client's %d unchanged", len(b), len(body))
 	}
 }
 
@@ -510,9 +603,19 @@ func TestKeyTransport_connectionFailureRetried(t *testing.T) {
 		tr.DisableKeepAlives = true // every request dials
 		return tr
 	}}, func(w http.ResponseWriter, _ *http.Request, key, _ int) { okAnswer(w, key) })
-	res, body := get(t, p.URL+"/v1/models")
+	// The body was never read by the failed attempts: the retry reads it.
+	const sent = `{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}]}`
+	res, err := http.Post(p.URL+"/v1/chat/completions", "application/json", io.MultiReader(strings.NewReader(sent)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("got %d %s; want 200 after two refused connects", res.StatusCode, body)
+	}
+	if seen := p.up.seen(); len(seen) != 1 || string(seen[0].body) != sent {
+		t.Errorf("upstream saw %d requests (%v); want one with the client's body", len(seen), seen)
 	}
 	_, retried := p.observed.get()
 	if fmt.Sprint(retried) != "[default connect default connect]" {
