@@ -64,12 +64,13 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	}
 	// Shutdown waits for idle connections only; a handler that took over its
 	// connection (a WebSocket upgrade, proxied until it ends) is tracked here
-	// so that it too gets the grace period.
+	// so that it too gets the grace period, and is closed after it.
 	var inflight sync.WaitGroup
+	upgraded := newHijacked()
 	srv := newServer(logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		inflight.Add(1)
 		defer inflight.Done()
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(upgraded.track(w, r), r)
 	}))
 	logger.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
@@ -95,6 +96,7 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	if err != nil {
 		logger.Warn("grace period over, closing remaining connections", "error", err)
 		_ = srv.Close()
+		upgraded.closeAll()
 	}
 	logger.Info("stopped")
 	return nil

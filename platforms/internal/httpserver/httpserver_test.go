@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/start"
 )
@@ -141,5 +144,52 @@ func TestRun_graceExpiresStillExitsCleanly(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("Run did not return after the grace period")
+	}
+}
+
+// Past the grace period every connection is closed, upgraded (hijacked)
+// ones too: http.Server.Close leaves those open, so a WebSocket would outlive
+// the server that logged it closed.
+func TestRun_graceExpiresClosesUpgradedConnections(t *testing.T) {
+	hijacked := make(chan struct{})
+	holder := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+		_ = brw.Flush()
+		close(hijacked)
+		_, _ = io.Copy(io.Discard, conn) // like a WebSocket proxy: until either side closes
+	})
+	p := start.Platform{Name: "test", NewRunner: Serverless,
+		Wrap: func(core.Config, *slog.Logger, http.Handler) http.Handler { return holder }}
+	run := platformtest.RunInProcess(t, p, map[string]string{"OXY_TARGET": "http://127.0.0.1:1", "OXY_SHUTDOWN_GRACE": "300ms"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(run.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "GET /v1/realtime HTTP/1.1\r\nHost: proxy.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade response %v, %v; want 101", res, err)
+	}
+	<-hijacked
+	run.Stop()
+	select {
+	case <-run.Exited():
+	case <-time.After(testkit.ExitTimeout):
+		t.Fatal("Run did not return after the grace period")
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("upgraded connection after the grace period: read %d bytes, %v; want it closed (EOF)", n, err)
+	}
+	if !run.Logs.Contains("grace period over, closing remaining connections") {
+		t.Errorf("log lacks the grace warning:\n%s", run.Logs)
 	}
 }
