@@ -11,7 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	proxycore "github.com/awslabs/aws-lambda-go-api-proxy/core"
-	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 )
@@ -24,61 +23,52 @@ const MaxBufferedResponse = 6 << 20
 
 // Buffered serves a BUFFERED function URL: each invocation runs the proxy to
 // the end and returns the whole response.
+//
+// The request is built from the event once, by the same mapping as the
+// streaming mode (event.newRequest); aws-lambda-go-api-proxy's response
+// writer turns the response into the reply (base64 for binary bodies,
+// cookies[]). Its httpadapter is not used: it would build a second request
+// with headers split on "," and cookies[] added again, and its Proxy (unlike
+// ProxyWithContext) adds an X-GoLambdaProxy-ApiGw-Context header of account
+// and IAM data.
 type Buffered struct {
-	logger  *slog.Logger
-	adapter *httpadapter.HandlerAdapterV2
+	next   http.Handler
+	logger *slog.Logger
 	// server marks request contexts as served by a server (see serveAborting).
 	server *http.Server
 }
 
 // NewBuffered returns the BUFFERED handler around next, the proxy.
 func NewBuffered(next http.Handler, logger *slog.Logger) *Buffered {
-	b := &Buffered{logger: logger, server: &http.Server{}}
-	b.adapter = httpadapter.NewV2(&bufferedHandler{next: next, logger: logger})
-	return b
+	return &Buffered{next: next, logger: logger, server: &http.Server{}}
 }
-
-// invocation carries one invocation's request data into the adapter's
-// handler, and what went wrong back out.
-type invocation struct {
-	event    event
-	served   bool
-	tooLarge bool
-	panicked any
-}
-
-type invocationKey struct{}
 
 // Invoke answers one function URL event. Failures the function URL would
 // turn into a bare 502 (a body over 6 MB, an upstream cut off mid-body, the
 // invocation's deadline) become OpenAI-shaped JSON errors instead.
-//
-// It uses the adapter's ProxyWithContext, never Proxy: Proxy adds an
-// X-GoLambdaProxy-ApiGw-Context header (account and IAM data) to the request.
-func (b *Buffered) Invoke(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	ctx, cancel := withInvocationDeadline(ctx)
-	defer cancel()
-	inv := &invocation{event: apiGatewayEvent(ev)}
-	// Refuse what the adapter would refuse, before it logs the URL.
-	if _, err := inv.event.newRequest(); err != nil {
+func (b *Buffered) Invoke(ctx context.Context, ev *events.LambdaFunctionURLRequest) (events.APIGatewayV2HTTPResponse, error) {
+	r, err := urlEvent(ev).newRequest()
+	if err != nil {
 		b.logger.Warn("invalid function URL event", "error", err)
 		return errorResponse(core.InvalidEvent(err.Error())), nil
 	}
-	ctx = context.WithValue(ctx, invocationKey{}, inv)
-	ctx = serveAborting(ctx, b.server)
-	res, err := b.adapter.ProxyWithContext(ctx, ev)
+	ctx, cancel := withInvocationDeadline(ctx)
+	defer cancel()
+	r = r.WithContext(serveAborting(ctx, b.server))
+	w := proxycore.NewProxyResponseWriterV2()
+	lw := &limitedWriter{ResponseWriter: w, limit: MaxBufferedResponse}
+	panicked := b.serve(lw, r)
 	switch {
-	case err != nil && !inv.served:
-		b.logger.Warn("invalid function URL event", "error", err)
-		return errorResponse(core.InvalidEvent("the function URL event is not an HTTP request")), nil
-	case inv.tooLarge:
+	case lw.tooLarge:
 		b.logger.Warn("response too large for a buffered function URL", "limit_bytes", MaxBufferedResponse)
 		return errorResponse(errResponseTooLarge), nil
-	case inv.panicked != nil:
-		e := failure(ctx, inv.panicked)
+	case panicked != nil:
+		e := failure(ctx, panicked)
 		b.logger.Warn("partial response replaced by an error", "status", e.Status, "code", e.Code)
 		return errorResponse(e), nil
-	case err != nil: // the proxy wrote nothing
+	}
+	res, err := w.GetProxyResponse()
+	if err != nil { // the proxy wrote nothing
 		b.logger.Warn("no response", "error", err)
 		return errorResponse(failure(ctx, http.ErrAbortHandler)), nil
 	}
@@ -102,30 +92,20 @@ func serveAborting(ctx context.Context, srv *http.Server) context.Context {
 	return context.WithValue(ctx, http.ServerContextKey, srv)
 }
 
-// bufferedHandler is what the adapter calls: it restores the request as the
-// client sent it, caps the body and recovers panics, so the runtime never
-// sees one (a panic makes aws-lambda-go end the process).
-type bufferedHandler struct {
-	next   http.Handler
-	logger *slog.Logger
-}
-
-func (h *bufferedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	inv := r.Context().Value(invocationKey{}).(*invocation)
-	inv.served = true
-	// The adapter splits header values on "," and adds each cookie as its own
-	// Cookie header on top of the cookie header; take them from the event.
-	inv.event.apply(r)
-	lw := &limitedWriter{ResponseWriter: w, limit: MaxBufferedResponse, inv: inv}
+// serve runs the proxy and returns what it panicked with, if anything, so
+// that the runtime never sees a panic (one makes aws-lambda-go end the
+// process).
+func (b *Buffered) serve(w http.ResponseWriter, r *http.Request) (panicked any) {
 	defer func() {
 		if p := recover(); p != nil {
 			if p != http.ErrAbortHandler {
-				logPanic(h.logger, p, debug.Stack())
+				logPanic(b.logger, p, debug.Stack())
 			}
-			inv.panicked = p
+			panicked = p
 		}
 	}()
-	h.next.ServeHTTP(lw, r)
+	b.next.ServeHTTP(w, r)
+	return nil
 }
 
 var errTooLarge = errors.New("response body over the buffered function URL limit")
@@ -134,14 +114,14 @@ var errTooLarge = errors.New("response body over the buffered function URL limit
 // reading the upstream instead of buffering a body the platform would reject.
 type limitedWriter struct {
 	http.ResponseWriter
-	limit int
-	n     int
-	inv   *invocation
+	limit    int
+	n        int
+	tooLarge bool
 }
 
 func (w *limitedWriter) Write(p []byte) (int, error) {
 	if w.n+len(p) > w.limit {
-		w.inv.tooLarge = true
+		w.tooLarge = true
 		return 0, errTooLarge
 	}
 	w.n += len(p)

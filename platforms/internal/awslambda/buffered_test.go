@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-lambda-go/events"
 )
 
 func TestBuffered_request(t *testing.T) {
@@ -42,8 +39,9 @@ func TestBuffered_request(t *testing.T) {
 	}
 }
 
-// The adapter alone puts each of cookies[] in its own Cookie header on top of
-// the cookie header; the handler must see them once.
+// aws-lambda-go-api-proxy's adapter put each of cookies[] in its own Cookie
+// header on top of the cookie header; the handler must see them once, and no
+// header of the adapter's own.
 func TestBuffered_cookiesOnce(t *testing.T) {
 	t.Parallel()
 	var got http.Header
@@ -51,10 +49,7 @@ func TestBuffered_cookiesOnce(t *testing.T) {
 		got = r.Header.Clone()
 		w.WriteHeader(http.StatusNoContent)
 	}), testLogger(t))
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(fixture(t, "chat-completions.json"), &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := loadURLEvent(t, "chat-completions.json")
 	if _, err := b.Invoke(context.Background(), ev); err != nil {
 		t.Fatal(err)
 	}
@@ -215,10 +210,7 @@ func TestBuffered_panicRecovered(t *testing.T) {
 	b := NewBuffered(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		panic("boom")
 	}), testLogger(t))
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(fixture(t, "chat-completions.json"), &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := loadURLEvent(t, "chat-completions.json")
 	res, err := b.Invoke(context.Background(), ev)
 	if err != nil {
 		t.Fatal(err)
@@ -266,10 +258,7 @@ func TestBuffered_badURLNotLogged(t *testing.T) {
 	t.Parallel()
 	var log bytes.Buffer
 	b := NewBuffered(http.NotFoundHandler(), slog.New(slog.NewTextHandler(&log, nil)))
-	var ev events.APIGatewayV2HTTPRequest
-	if err := json.Unmarshal(fixture(t, "chat-completions.json"), &ev); err != nil {
-		t.Fatal(err)
-	}
+	ev := loadURLEvent(t, "chat-completions.json")
 	ev.RawPath, ev.RawQueryString = "/v1/%zz", "key=sk-secret"
 	res, err := b.Invoke(context.Background(), ev)
 	if err != nil {

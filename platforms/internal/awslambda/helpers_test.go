@@ -26,7 +26,7 @@ func fixture(t *testing.T, name string) []byte {
 	return testkit.ReadFile(t, "testdata", name)
 }
 
-// urlEvent decodes a fixture as the streaming handler's event type.
+// loadURLEvent decodes a fixture as the handlers' event type.
 func loadURLEvent(t *testing.T, name string) *events.LambdaFunctionURLRequest {
 	t.Helper()
 	var ev events.LambdaFunctionURLRequest

@@ -18,7 +18,7 @@ import (
 )
 
 // event is the part of a function URL event (payload format 2.0) that makes
-// the HTTP request; both invoke modes fill it from their own event type.
+// the HTTP request: the one mapping of both invoke modes.
 // https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html#urls-payloads
 type event struct {
 	method   string
@@ -33,20 +33,6 @@ type event struct {
 }
 
 func urlEvent(ev *events.LambdaFunctionURLRequest) event {
-	return event{
-		method:   ev.RequestContext.HTTP.Method,
-		domain:   ev.RequestContext.DomainName,
-		rawPath:  cmp.Or(ev.RawPath, ev.RequestContext.HTTP.Path),
-		rawQuery: ev.RawQueryString,
-		headers:  ev.Headers,
-		cookies:  ev.Cookies,
-		body:     ev.Body,
-		base64:   ev.IsBase64Encoded,
-		sourceIP: ev.RequestContext.HTTP.SourceIP,
-	}
-}
-
-func apiGatewayEvent(ev events.APIGatewayV2HTTPRequest) event {
 	return event{
 		method:   ev.RequestContext.HTTP.Method,
 		domain:   ev.RequestContext.DomainName,
