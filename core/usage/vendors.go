@@ -1,0 +1,195 @@
+package usage
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// accum turns the records of one response into its Usage. Each vendor shape
+// is a few lines here; the picker finds the values whatever the shape.
+type accum struct {
+	u Usage
+	// Anthropic's four counts, kept apart because message_start and
+	// message_delta each report some of them.
+	aIn, aRead, aCreate, aOut             int64
+	aInSet, aReadSet, aCreateSet, aOutSet bool
+}
+
+// record reads one record: a JSON body, one element of a streamed array, or
+// the data of one SSE event.
+func (a *accum) record(p *picker) {
+	typ := p.value(slotType)
+	if isString(typ, "error") || isString(typ, "response.failed") {
+		// Anthropic's mid-stream error (overloaded_error after a 200),
+		// the Responses API's error event and failed response.
+		a.u.StreamError = true
+	}
+	for _, s := range [...]slot{slotModel, slotMessageModel, slotResponseModel, slotModelVersion} {
+		a.setModel(p.value(s))
+	}
+	if v := p.value(slotMessageUsage); v != nil {
+		a.anthropicUsage(v, false) // message_start
+	}
+	if v := p.value(slotUsage); v != nil {
+		switch {
+		case isString(typ, "message_delta"):
+			a.anthropicUsage(v, true)
+		case isString(typ, "message"):
+			a.anthropicUsage(v, false)
+		default:
+			a.openAIUsage(v)
+		}
+	}
+	if v := p.value(slotResponseUsage); v != nil {
+		a.openAIUsage(v) // Responses API events
+	}
+	if v := p.value(slotGroqUsage); v != nil {
+		a.openAIUsage(v)
+	}
+	if v := p.value(slotUsageMeta); v != nil {
+		a.geminiUsage(v)
+	}
+}
+
+func decode(v []byte, into any) bool {
+	return !isNull(v) && json.Unmarshal(v, into) == nil
+}
+
+func isNull(v []byte) bool { return string(v) == "null" }
+
+// openAIUsage reads the usage object of OpenAI's chat completions,
+// completions and embeddings (prompt_tokens...) or of its Responses API
+// (input_tokens...). The last one reported wins: a stream's final chunk
+// carries the whole request's usage, earlier ones carry null.
+func (a *accum) openAIUsage(v []byte) {
+	if isNull(v) {
+		return // the chunks before the last say "usage":null
+	}
+	var w wireUsage
+	if !decode(v, &w) {
+		return
+	}
+	if w.anthropicLike() {
+		// An Anthropic-shaped usage in a body without "type":"message"
+		// (some gateways drop it).
+		a.anthropicFrom(&w, false)
+		return
+	}
+	u := &a.u
+	u.Reported &^= FieldInput | FieldOutput | FieldCachedInput | FieldReasoning
+	set := func(f Field, dst *int64, cs ...count) {
+		for _, c := range cs {
+			if c.set {
+				*dst = c.n
+				u.Reported |= f
+				return
+			}
+		}
+	}
+	set(FieldInput, &u.Input, w.PromptTokens, w.InputTokens)
+	set(FieldOutput, &u.Output, w.CompletionTokens, w.OutputTokens)
+	set(FieldCachedInput, &u.CachedInput, w.PromptDetails.CachedTokens, w.InputDetails.CachedTokens, w.PromptCacheHit)
+	set(FieldReasoning, &u.Reasoning, w.CompletionDetails.ReasoningTokens, w.OutputDetails.ReasoningTokens)
+}
+
+// anthropicUsage reads an Anthropic usage object: message_start's (and a
+// JSON message's) in full; message_delta's output_tokens, which is cumulative
+// (the latest is the total, never a sum), and input counts only when not zero,
+// since some gateways send zero in message_start and the real count in
+// message_delta and others the reverse.
+func (a *accum) anthropicUsage(v []byte, delta bool) {
+	var w wireUsage
+	if decode(v, &w) {
+		a.anthropicFrom(&w, delta)
+	}
+}
+
+func (a *accum) anthropicFrom(w *wireUsage, delta bool) {
+	take := func(dst *int64, c count, seen *bool) {
+		if c.set && (!delta || c.n != 0 || !*seen) {
+			*dst, *seen = c.n, true
+		}
+	}
+	take(&a.aIn, w.InputTokens, &a.aInSet)
+	take(&a.aRead, w.CacheRead, &a.aReadSet)
+	take(&a.aCreate, w.CacheCreation, &a.aCreateSet)
+	if w.OutputTokens.set {
+		a.aOut, a.aOutSet = w.OutputTokens.n, true
+	}
+	u := &a.u
+	u.Reported &^= FieldInput | FieldOutput | FieldCachedInput | FieldReasoning
+	if a.aInSet || a.aReadSet || a.aCreateSet {
+		// OpenTelemetry's gen_ai.usage.input_tokens includes cache reads
+		// and writes; Anthropic's input_tokens excludes both.
+		u.Input, u.Reported = a.aIn+a.aRead+a.aCreate, u.Reported|FieldInput
+	}
+	if a.aReadSet {
+		u.CachedInput, u.Reported = a.aRead, u.Reported|FieldCachedInput
+	}
+	if a.aOutSet {
+		u.Output, u.Reported = a.aOut, u.Reported|FieldOutput
+	}
+}
+
+// geminiUsage reads Gemini's usageMetadata. Every streamed chunk may carry a
+// running one; the last counts. totalTokenCount is the sum of prompt,
+// tool-use prompt, candidates and thoughts: the first two are input, the last
+// two output.
+func (a *accum) geminiUsage(v []byte) {
+	var w wireGemini
+	if !decode(v, &w) {
+		return
+	}
+	u := &a.u
+	u.Reported &^= FieldInput | FieldOutput | FieldCachedInput | FieldReasoning
+	if w.Prompt.set || w.ToolPrompt.set {
+		u.Input, u.Reported = w.Prompt.n+w.ToolPrompt.n, u.Reported|FieldInput
+	}
+	if w.Candidates.set || w.Thoughts.set {
+		u.Output, u.Reported = w.Candidates.n+w.Thoughts.n, u.Reported|FieldOutput
+	}
+	if w.Cached.set {
+		u.CachedInput, u.Reported = w.Cached.n, u.Reported|FieldCachedInput
+	}
+	if w.Thoughts.set {
+		u.Reasoning, u.Reported = w.Thoughts.n, u.Reported|FieldReasoning
+	}
+}
+
+// isString reports whether the kept value v is the JSON string s.
+func isString(v []byte, s string) bool {
+	return len(v) == len(s)+2 && v[0] == '"' && string(v[1:len(v)-1]) == s
+}
+
+// setModel records a model name; a chunked stream names it in every chunk,
+// so it is copied only when it changes.
+func (a *accum) setModel(v []byte) {
+	if len(v) < 3 || v[0] != '"' {
+		return
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		if in := v[1 : len(v)-1]; string(in) != a.u.Model {
+			a.u.Model = string(in)
+		}
+		return
+	}
+	if m := unquote(v); m != "" {
+		a.u.Model = m
+	}
+}
+
+// unquote returns the string a kept JSON string value holds, or "" for any
+// other value.
+func unquote(v []byte) string {
+	if len(v) < 2 || v[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1])
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
+}
