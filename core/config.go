@@ -62,6 +62,11 @@ type Config struct {
 	// allows every address.
 	AllowCIDRs []netip.Prefix
 
+	// StreamUsage adds stream_options.include_usage to streamed chat
+	// completion requests that lack it (OXY_STREAM_USAGE), so that their
+	// usage can be metered.
+	StreamUsage bool
+
 	// Extra holds the validated values of the platform's own settings, by name.
 	Extra map[string]string
 }
@@ -102,6 +107,7 @@ var Settings = []Setting{
 	{Name: "OXY_CORS_ORIGINS", Default: "", Usage: "comma-separated browser origins allowed, or * (empty: CORS off, the upstream's headers pass)"},
 	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
 	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
+	{Name: "OXY_STREAM_USAGE", Default: "false", Usage: "add stream_options.include_usage to streamed chat completion requests that lack it, so their tokens are metered (clients get one more chunk)"},
 }
 
 // Defaults are a platform's presets: values used where the environment is silent,
@@ -162,6 +168,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.LogLevel = p.level("OXY_LOG_LEVEL")
 	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
 	p.access(&c)
+	c.StreamUsage = p.boolean("OXY_STREAM_USAGE")
 	c.Extra = map[string]string{}
 	for _, s := range opts.Defaults.Extra {
 		v := p.get(s.Name)

@@ -111,6 +111,9 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawQuery = joinQuery(h.cfg.Target.RawQuery, pr.In.URL.RawQuery)
 	h.policy.CleanRequest(pr.Out.Header)
 	h.access.forward(pr.Out.Header)
+	if h.cfg.StreamUsage {
+		addStreamUsage(pr.Out)
+	}
 	if h.cfg.ForwardClientIP {
 		pr.SetXForwarded()
 		pr.Out.Header.Del("X-Forwarded-Host")
