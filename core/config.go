@@ -35,6 +35,12 @@ type Config struct {
 	ForwardClientIP bool
 	// RequestTimeout bounds a whole proxied request; zero means no limit.
 	RequestTimeout time.Duration
+	// ClientBodyTimeout bounds each wait for the next bytes of a request
+	// body from the client (nginx's client_body_timeout); zero means none.
+	ClientBodyTimeout time.Duration
+	// SendTimeout bounds each blocked write to the client (nginx's
+	// send_timeout); zero means none. A silent upstream is never cut by it.
+	SendTimeout time.Duration
 	// DialTimeout bounds the upstream TCP connect and the TLS handshake each.
 	DialTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
@@ -98,6 +104,8 @@ var Settings = []Setting{
 	{Name: "OXY_FORWARD_CLIENT_IP", Default: "false", Usage: "send the client's IP upstream in X-Forwarded-For (off: the upstream never sees it)"},
 	{Name: "OXY_REQUEST_TIMEOUT", Default: "0", Usage: "limit on a whole request, e.g. 10m (0: none; long answers and streams need none)"},
 	{Name: "OXY_DIAL_TIMEOUT", Default: "10s", Usage: "limit on connecting to the upstream, and on the TLS handshake"},
+	{Name: "OXY_CLIENT_BODY_TIMEOUT", Default: "60s", Usage: "limit on each wait for more of a request body from the client (0: none)"},
+	{Name: "OXY_SEND_TIMEOUT", Default: "60s", Usage: "limit on each write to a client that stopped reading (0: none); a silent upstream is never cut"},
 	{Name: "OXY_SHUTDOWN_GRACE", Default: "30s", Usage: "on SIGTERM/SIGINT, how long in-flight requests and streams may finish"},
 	{Name: "OXY_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error"},
 	{Name: "OXY_LOG_FORMAT", Default: "text", Usage: "text or json"},
@@ -164,6 +172,8 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.ForwardClientIP = p.boolean("OXY_FORWARD_CLIENT_IP")
 	c.RequestTimeout = p.duration("OXY_REQUEST_TIMEOUT", true)
 	c.DialTimeout = p.duration("OXY_DIAL_TIMEOUT", false)
+	c.ClientBodyTimeout = p.duration("OXY_CLIENT_BODY_TIMEOUT", true)
+	c.SendTimeout = p.duration("OXY_SEND_TIMEOUT", true)
 	c.ShutdownGrace = p.duration("OXY_SHUTDOWN_GRACE", true)
 	c.LogLevel = p.level("OXY_LOG_LEVEL")
 	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
@@ -215,8 +225,10 @@ func (p *parser) get(name string) string {
 	return p.defaults[name]
 }
 
+// fail records a problem with a setting, showing its value with any URL
+// credentials and query values redacted.
 func (p *parser) fail(name, value, problem string) {
-	p.problems = append(p.problems, fmt.Sprintf("%s=%q: %s", name, value, problem))
+	p.problems = append(p.problems, fmt.Sprintf("%s=%q: %s", name, redactURL(value), problem))
 }
 
 func (p *parser) target(name string) *url.URL {
@@ -241,7 +253,7 @@ func ParseTarget(v string) (*url.URL, error) {
 	}
 	u, err := url.Parse(v)
 	if err != nil {
-		return nil, fmt.Errorf("not a URL (%v), want https://host", unwrapURLError(err))
+		return nil, fmt.Errorf("not a URL (%s), want https://host", quoteFree(unwrapURLError(err).Error()))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -273,25 +285,62 @@ func unwrapURLError(err error) error {
 	return err
 }
 
+// port parses a port number: decimal digits only (strconv.Atoi alone would
+// take "+27990").
 func (p *parser) port(name string) int {
 	v := p.get(name)
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 65535 {
+	if err != nil || !allDigits(v) || n < 1 || n > 65535 {
 		p.fail(name, v, "must be a port number 1-65535")
 		return 0
 	}
 	return n
 }
 
+// host parses the listen host: an IP address (an IPv6 one may be in
+// brackets, both or neither) or a host name of letters, digits, "-" and ".".
 func (p *parser) host(name string) string {
 	v := p.get(name)
-	if v == "" || v == "0.0.0.0" || v == "::" {
-		return v
+	h := v
+	if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+		if !strings.Contains(h, ":") {
+			h = "[" // brackets are for IPv6 addresses only
+		}
 	}
-	if strings.ContainsAny(v, " /:") && net.ParseIP(strings.Trim(v, "[]")) == nil {
+	if v != "" && net.ParseIP(h) == nil && !isHostName(h) {
 		p.fail(name, v, "must be a host name or IP address without a port, want e.g. 0.0.0.0 or 127.0.0.1")
+		return ""
 	}
-	return strings.Trim(v, "[]")
+	return h
+}
+
+// isHostName reports whether s is a DNS name: dot-separated labels of
+// letters, digits and inner hyphens, each 1-63 bytes.
+func isHostName(s string) bool {
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !isAlnum(c) && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func allDigits(s string) bool {
+	for _, c := range []byte(s) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func (p *parser) list(name string) []string {
@@ -313,6 +362,14 @@ func (p *parser) boolean(name string) bool {
 	return b
 }
 
+// minRequestLimit is the shortest limit accepted on a request, its connect,
+// or its waits on the client: below a second, every request would fail
+// ("1ns" is a slip, not a policy).
+const minRequestLimit = time.Second
+
+// duration parses a duration. zeroOK allows 0, which means "no limit" (or,
+// for the shutdown grace, "at once"). Limits on requests (every setting but
+// OXY_SHUTDOWN_GRACE) must be at least minRequestLimit.
 func (p *parser) duration(name string, zeroOK bool) time.Duration {
 	v := p.get(name)
 	if v == "0" && zeroOK {
@@ -324,6 +381,13 @@ func (p *parser) duration(name string, zeroOK bool) time.Duration {
 		p.fail(name, v, "must be a duration such as 30s or 5m")
 	case d < 0 || (d == 0 && !zeroOK):
 		p.fail(name, v, "must be a positive duration such as 30s")
+	case d == 0:
+	case d < minRequestLimit && name != "OXY_SHUTDOWN_GRACE":
+		want := "at least 1s"
+		if zeroOK {
+			want = "0 (no limit) or at least 1s"
+		}
+		p.fail(name, v, "too short, every request would fail; want "+want)
 	}
 	return d
 }

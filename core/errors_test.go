@@ -99,7 +99,7 @@ func TestProxy_requestTimeoutIs504(t *testing.T) {
 		io.Copy(io.Discard, r.Body)
 		<-r.Context().Done()
 	})
-	p := newTestProxy(t, up, "", map[string]string{"OXY_REQUEST_TIMEOUT": "200ms"})
+	p := newTestProxy(t, up, "", map[string]string{"OXY_REQUEST_TIMEOUT": "1s"})
 	res, err := http.Post(p.URL+"/v1/chat/completions", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)

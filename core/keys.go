@@ -328,5 +328,19 @@ func checkKeyHeader(name string) error {
 			return fmt.Errorf("cannot carry the key, want e.g. Authorization, api-key or x-api-key")
 		}
 	}
+	// Client-address headers are rewritten or appended to by every proxy
+	// and gateway on the way, and written to their logs: the key would be
+	// spread, or lost. Platform prefixes are platform-owned.
+	lower := strings.ToLower(name)
+	for _, f := range clientAddressHeaders {
+		if strings.EqualFold(name, f) || strings.HasPrefix(lower, "x-forwarded-") {
+			return fmt.Errorf("is a client-address header that proxies rewrite and log, want e.g. Authorization, api-key or x-api-key")
+		}
+	}
+	for _, prefix := range alwaysStripPrefixes {
+		if strings.HasPrefix(lower, prefix) {
+			return fmt.Errorf("is a platform header (%s*), want e.g. Authorization, api-key or x-api-key", prefix)
+		}
+	}
 	return nil
 }
