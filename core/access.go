@@ -61,13 +61,18 @@ func (a *accessControl) serveHealth(w http.ResponseWriter, r *http.Request) bool
 	return a.health != nil && a.health.serve(w, r)
 }
 
+// decorate sets the proxy's CORS headers on every response to r, proxied,
+// refused or made by the proxy (so scripts can read a 401 or 502 too).
+func (a *accessControl) decorate(w http.ResponseWriter, r *http.Request) {
+	if a.cors != nil {
+		a.cors.decorate(w.Header(), r)
+	}
+}
+
 // reject runs the allow-list, CORS and key checks on r, answering r itself
 // when it must not be proxied; it reports whether it did. r must carry the
 // access-log record, so that the caller's name or the refusal is logged.
 func (a *accessControl) reject(w http.ResponseWriter, r *http.Request) bool {
-	if a.cors != nil {
-		a.cors.decorate(w.Header(), r)
-	}
 	if a.allow != nil {
 		if addr, ok := a.allow.allows(r); !ok {
 			AddLogAttrs(r, rejectedAttr(errAddressNotAllowed), slog.String("client_addr", addrString(addr)))

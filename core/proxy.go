@@ -91,7 +91,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(ctx)
 	}
 	r = rec.request(r)
-	if h.access.reject(rec, r) {
+	h.access.decorate(rec, r)
+	if screen(rec, r) || h.access.reject(rec, r) {
 		return
 	}
 	h.proxy.ServeHTTP(rec, r)
