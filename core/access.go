@@ -119,21 +119,6 @@ func (a *accessControl) forward(h http.Header) {
 	}
 }
 
-// modifyResponse wraps the proxy's ModifyResponse: with CORS on, the
-// upstream's Access-Control-* headers are replaced by the proxy's own.
-func (a *accessControl) modifyResponse(next func(*http.Response) error) func(*http.Response) error {
-	if a.cors == nil {
-		return next
-	}
-	return func(res *http.Response) error {
-		a.cors.cleanUpstream(res.Header)
-		if next == nil {
-			return nil
-		}
-		return next(res)
-	}
-}
-
 // access parses the access-control settings into c. The key settings are
 // secret: their problems name the setting (and entry), never the value.
 func (p *parser) access(c *Config) {

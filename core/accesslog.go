@@ -26,23 +26,37 @@ type record struct {
 	bytesOut  atomic.Int64 // also written by a WebSocket's copy goroutines
 	bytesIn   atomic.Int64
 
+	// Idle limits on the client (deadlines.go).
+	limits idleLimits
+
+	// The proxy's own response headers and the upstream header policy,
+	// for 1xx responses (informational.go).
+	own         http.Header
+	ownPending  bool
+	cleanHeader func(http.Header)
+
 	// Set by the error handler and by AddLogAttrs.
 	err        error
 	clientGone bool
 	attrs      []slog.Attr
+	// bodyErr is the first error reading the client's request body, set
+	// by the transport's goroutine.
+	bodyErr atomic.Pointer[bodyReadError]
+	// sendTimedOut is set when a write to the client hit OXY_SEND_TIMEOUT.
+	sendTimedOut atomic.Bool
 }
 
 type recordKey struct{}
 
-func startRecord(w http.ResponseWriter) *record {
-	return &record{ResponseWriter: w, start: time.Now()}
+func startRecord(w http.ResponseWriter, limits idleLimits) *record {
+	return &record{ResponseWriter: w, start: time.Now(), limits: limits}
 }
 
 // request returns r carrying the record, with its body counted.
 func (rec *record) request(r *http.Request) *http.Request {
 	r = r.WithContext(context.WithValue(r.Context(), recordKey{}, rec))
 	if r.Body != nil && r.Body != http.NoBody {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &rec.bytesIn}
+		r.Body = &countingBody{ReadCloser: r.Body, rec: rec}
 	}
 	rec.req = r
 	return r
@@ -63,21 +77,39 @@ func AddLogAttrs(r *http.Request, attrs ...slog.Attr) {
 }
 
 func (rec *record) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		rec.writeInformational(code)
+		return
+	}
+	rec.restoreOwnHeaders()
 	if rec.status == 0 && code >= 200 {
 		rec.status = code
 		rec.firstByte = time.Since(rec.start)
 	}
+	rec.limits.armWrite()
 	rec.ResponseWriter.WriteHeader(code)
 }
 
 func (rec *record) Write(b []byte) (int, error) {
 	if rec.status == 0 {
+		rec.restoreOwnHeaders()
 		rec.status = http.StatusOK
 		rec.firstByte = time.Since(rec.start)
 	}
+	rec.limits.armWrite()
 	n, err := rec.ResponseWriter.Write(b)
 	rec.bytesOut.Add(int64(n))
+	rec.noteWriteError(err)
 	return n, err
+}
+
+// FlushError flushes to the client under the send limit, for
+// http.ResponseController (the reverse proxy flushes streams through it).
+func (rec *record) FlushError() error {
+	rec.limits.armWrite()
+	err := rec.limits.rc.Flush()
+	rec.noteWriteError(err)
+	return err
 }
 
 // Unwrap returns the platform's writer, for http.ResponseController.
@@ -93,12 +125,14 @@ func (rec *record) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	rec.firstByte = time.Since(rec.start)
 	// The reverse proxy copies the upgraded stream through this conn, so
 	// the access log counts WebSocket traffic too.
-	return &countingConn{Conn: conn, in: &rec.bytesIn, out: &rec.bytesOut}, brw, nil
+	return &countingConn{Conn: conn, rec: rec, in: &rec.bytesIn, out: &rec.bytesOut}, brw, nil
 }
 
-// countingConn counts the bytes of an upgraded (hijacked) connection.
+// countingConn counts the bytes of an upgraded (hijacked) connection, and
+// bounds each blocked write to the client by OXY_SEND_TIMEOUT.
 type countingConn struct {
 	net.Conn
+	rec     *record
 	in, out *atomic.Int64
 }
 
@@ -109,8 +143,12 @@ func (c *countingConn) Read(p []byte) (int, error) {
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
+	if t := c.rec.limits.send; t > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(t))
+	}
 	n, err := c.Conn.Write(p)
 	c.out.Add(int64(n))
+	c.rec.noteWriteError(err)
 	return n, err
 }
 
@@ -123,12 +161,12 @@ func (rec *record) finish(logger *slog.Logger) {
 	p := recover()
 	aborted := p == http.ErrAbortHandler
 	status := rec.status
-	if rec.clientGone || (rec.req != nil && (aborted || status == 0) && rec.req.Context().Err() != nil &&
-		errors.Is(context.Cause(rec.req.Context()), context.Canceled)) {
+	cut := rec.cutBy(aborted)
+	if cut == cutByClient {
 		status = StatusClientClosedRequest
 	}
 	level := slog.LevelInfo
-	if aborted || status >= 500 {
+	if (aborted || status >= 500) && cut != cutBySendTimeout {
 		level = slog.LevelWarn
 	}
 	if logger.Enabled(context.Background(), level) {
@@ -147,6 +185,12 @@ func (rec *record) finish(logger *slog.Logger) {
 		}
 		if aborted && status != StatusClientClosedRequest {
 			attrs = append(attrs, slog.Bool("aborted", true))
+		}
+		switch cut {
+		case cutByShutdown:
+			attrs = append(attrs, slog.String("cut", "shutdown"))
+		case cutBySendTimeout:
+			attrs = append(attrs, slog.String("cut", "send_timeout"))
 		}
 		if rec.err != nil {
 			attrs = append(attrs, slog.String("error", safeError(rec.err)))
@@ -185,14 +229,57 @@ func safeError(err error) string {
 	return err.Error()
 }
 
-// countingBody counts the request body bytes read by the proxy.
+// Who cut a request short, for its log line.
+const (
+	cutByNobody = iota
+	cutByClient
+	cutByShutdown
+	cutBySendTimeout
+)
+
+// cutBy tells who ended the request before its answer was complete: the
+// client going away (logged as 499), the proxy's shutdown (its own abort,
+// never 499: ErrShutdown is the cause the server gives the requests it cuts),
+// or a client that stopped reading (OXY_SEND_TIMEOUT).
+func (rec *record) cutBy(aborted bool) int {
+	if rec.sendTimedOut.Load() {
+		return cutBySendTimeout
+	}
+	if rec.req == nil {
+		return cutByNobody
+	}
+	ctx := rec.req.Context()
+	cause := context.Cause(ctx)
+	switch {
+	case cause != nil && errors.Is(cause, ErrShutdown):
+		return cutByShutdown
+	case rec.clientGone:
+		return cutByClient
+	case ctx.Err() != nil && errors.Is(cause, context.Canceled) && (rec.status == 0 || aborted):
+		return cutByClient
+	}
+	return cutByNobody
+}
+
+// countingBody counts the request body bytes read by the proxy, bounds each
+// wait for more of them by OXY_CLIENT_BODY_TIMEOUT, and keeps the first read
+// error so that a client's fault is not reported as the upstream's.
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	rec *record
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	armed := b.rec.limits.armRead()
 	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
+	b.rec.bytesIn.Add(int64(n))
+	if err != nil {
+		if armed {
+			b.rec.limits.disarmRead()
+		}
+		if err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {
+			b.rec.bodyErr.CompareAndSwap(nil, &bodyReadError{err})
+		}
+	}
 	return n, err
 }

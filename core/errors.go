@@ -49,6 +49,13 @@ func setErrorHeaders(h http.Header, n int) {
 	h.Set("Cache-Control", "no-store")
 }
 
+// ErrShutdown is the cause with which a server ends the contexts of the
+// requests it cuts at the end of its shutdown grace period
+// (context.WithCancelCause). Such a request is logged as the proxy's own
+// abort ("cut":"shutdown"), never as 499, and one still waiting for the
+// upstream gets a 503.
+var ErrShutdown = errors.New("the proxy is shutting down and its grace period (OXY_SHUTDOWN_GRACE) is over")
+
 // Error values for the failures the proxy itself answers. The platform
 // adapters answer with the exported ones too, so that each failure has one
 // code and one message in every build.
@@ -57,6 +64,8 @@ var (
 		Message: "the proxy could not reach the upstream API"}
 	errUpstreamTimeout = &APIError{Status: http.StatusGatewayTimeout, Type: "proxy_error", Code: "upstream_timeout",
 		Message: "the upstream API did not answer in time"}
+	errShuttingDown = &APIError{Status: http.StatusServiceUnavailable, Type: "proxy_error", Code: "proxy_shutting_down",
+		Message: "the proxy is shutting down; retry the request"}
 
 	// ErrUpstreamFailed answers a request whose upstream closed the
 	// connection or sent an invalid response, before or during the body.
@@ -81,8 +90,13 @@ func InvalidEvent(reason string) *APIError {
 // that the client's own context ended, in which case nothing is sent and the
 // request is logged as 499.
 func classify(r *http.Request, err error) (e *APIError, clientGone bool) {
-	if cause := context.Cause(r.Context()); cause != nil && errors.Is(cause, context.Canceled) {
-		return nil, true
+	if cause := context.Cause(r.Context()); cause != nil {
+		switch {
+		case errors.Is(cause, ErrShutdown):
+			return errShuttingDown, false
+		case errors.Is(cause, context.Canceled):
+			return nil, true
+		}
 	}
 	var ne net.Error
 	switch {

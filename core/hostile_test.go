@@ -184,9 +184,138 @@ func TestHostile_ambiguousFramingClosesConnection(t *testing.T) {
 	}
 }
 
+// TestHostile_malformedClientBodyIs400: a client's broken chunked body is
+// the client's fault: 400 and an info line, not 502 and a warning that
+// fills the operator's 5xx alerts.
+func TestHostile_malformedClientBodyIs400(t *testing.T) {
+	up := &countingUpstream{}
+	p := newTestProxy(t, up, "", nil)
+	res := rawRequest(t, p.URL, "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy.example\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+	if res.StatusCode != http.StatusBadRequest {
+		t.Errorf("status %d; want 400", res.StatusCode)
+	}
+	if code := apiErrorCode(t, res); code != "invalid_request_body" {
+		t.Errorf("code %q; want invalid_request_body", code)
+	}
+	waitFor(t, func() bool { return len(p.logLines()) == 1 })
+	line := p.logLines()[0]
+	if !strings.Contains(line, `"level":"INFO"`) || !strings.Contains(line, `"status":400`) {
+		t.Errorf("log line %s; want level INFO, status 400", line)
+	}
+}
+
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// readResponses reads responses (1xx included) from br until a final one.
+func readResponses(t *testing.T, br *bufio.Reader) []*http.Response {
+	t.Helper()
+	var out []*http.Response
+	for {
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res)
+		if res.StatusCode >= 200 {
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return out
+		}
+	}
+}
+
+// TestHostile_informationalResponsesGetTheirOwnHeaders: the proxy's CORS
+// headers belong on the final response, and a 1xx from the upstream gets the
+// response header policy (no Alt-Svc, no upstream CORS, no hop-by-hop).
+func TestHostile_informationalResponsesGetTheirOwnHeaders(t *testing.T) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/hints" {
+			h := w.Header()
+			h.Set("Link", "</style.css>; rel=preload")
+			h.Set("Alt-Svc", `h3=":443"`)
+			h.Set("Access-Control-Allow-Origin", "https://evil.example")
+			h.Set("Connection", "X-Hop")
+			h.Set("X-Hop", "1")
+			w.WriteHeader(http.StatusEarlyHints)
+			clear(h)
+		}
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte("{}"))
+	})
+	p := newTestProxy(t, up, "", map[string]string{"OXY_CORS_ORIGINS": "https://app.example"})
+	addr := strings.TrimPrefix(p.URL, "http://")
+
+	checkFinal := func(t *testing.T, res *http.Response) {
+		t.Helper()
+		if res.StatusCode != 200 || res.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
+			res.Header.Get("Vary") != "Origin" {
+			t.Errorf("final response %d %v; want 200 with Access-Control-Allow-Origin: https://app.example, Vary: Origin",
+				res.StatusCode, res.Header)
+		}
+	}
+	t.Run("103 early hints", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /v1/hints HTTP/1.1\r\nHost: proxy.example\r\nOrigin: https://app.example\r\n\r\n")
+		all := readResponses(t, bufio.NewReader(conn))
+		if len(all) != 2 || all[0].StatusCode != http.StatusEarlyHints {
+			t.Fatalf("got %d responses; want a 103 then the final one", len(all))
+		}
+		hints := all[0].Header
+		if hints.Get("Link") != "</style.css>; rel=preload" {
+			t.Errorf("103 lacks the upstream's Link: %v", hints)
+		}
+		for _, name := range []string{"Alt-Svc", "Access-Control-Allow-Origin", "Connection", "X-Hop", "Vary"} {
+			if v := hints.Values(name); len(v) > 0 {
+				t.Errorf("103 carries %s: %q; want it dropped", name, v)
+			}
+		}
+		checkFinal(t, all[1])
+	})
+	t.Run("100 continue", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy.example\r\nOrigin: https://app.example\r\n"+
+			"Expect: 100-continue\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n")
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusContinue {
+			t.Fatalf("first response %d; want 100", res.StatusCode)
+		}
+		if v := res.Header.Values("Access-Control-Allow-Origin"); len(v) > 0 {
+			t.Errorf("100 Continue carries the proxy's CORS header %q; want it on the final response", v)
+		}
+		io.WriteString(conn, "{}")
+		all := readResponses(t, br)
+		checkFinal(t, all[len(all)-1])
+	})
+	t.Run("no 1xx to an HTTP/1.0 client", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		io.WriteString(conn, "GET /v1/hints HTTP/1.0\r\nHost: proxy.example\r\nOrigin: https://app.example\r\n\r\n")
+		all := readResponses(t, bufio.NewReader(conn))
+		if len(all) != 1 {
+			t.Errorf("an HTTP/1.0 client got %d responses; want only the final one (RFC 9110 section 15.2)", len(all))
+		}
+		checkFinal(t, all[len(all)-1])
+	})
 }
 
 // TestHostile_foreignUpgradesAndMethodsRefused: only WebSocket upgrades are

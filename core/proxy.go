@@ -55,20 +55,32 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{cfg: c, policy: NewHeaderPolicy(c), logger: logger}
+	h.access = newAccessControl(c)
 	h.proxy = &httputil.ReverseProxy{
-		Rewrite:        h.rewrite,
-		Transport:      transport,
-		ModifyResponse: modifyResponse,
-		ErrorHandler:   h.handleError,
+		Rewrite:   h.rewrite,
+		Transport: transport,
+		ModifyResponse: func(res *http.Response) error {
+			h.cleanUpstreamHeader(res.Header)
+			return nil
+		},
+		ErrorHandler: h.handleError,
 		// The standard library already flushes text/event-stream and
 		// unknown-length bodies at once; every other body is copied as it
 		// arrives, flushed when the copy buffer fills or the body ends.
 		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		BufferPool: copyBuffers,
 	}
-	h.access = newAccessControl(c)
-	h.proxy.ModifyResponse = h.access.modifyResponse(h.proxy.ModifyResponse)
 	return h
+}
+
+// cleanUpstreamHeader applies the response header policy to headers from the
+// upstream, final or 1xx: Alt-Svc and, when the proxy owns CORS, the
+// upstream's Access-Control-* go.
+func (h *Handler) cleanUpstreamHeader(header http.Header) {
+	CleanResponse(header)
+	if h.access.cors != nil {
+		h.access.cors.cleanUpstream(header)
+	}
 }
 
 // ServeHTTP proxies r to the target, after the access checks (health route,
@@ -79,11 +91,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the upstream may still be reading it: an upstream that answers early
 	// would get a cut body and the client an aborted stream. Writers that are
 	// not net/http's (serverless adapters) do not support it and need not.
-	_ = http.NewResponseController(w).EnableFullDuplex()
+	rc := http.NewResponseController(w)
+	_ = rc.EnableFullDuplex()
+	limits := newIdleLimits(rc, h.cfg)
+	// The server's last bytes (the end of a chunked body) are written after
+	// the handler returns: bound them too.
+	defer limits.armWrite()
 	if h.access.serveHealth(w, r) {
 		return
 	}
-	rec := startRecord(w)
+	rec := startRecord(w, limits)
 	defer rec.finish(h.logger)
 	if h.cfg.RequestTimeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
@@ -95,6 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if screen(rec, r) || h.access.reject(rec, r) {
 		return
 	}
+	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	h.proxy.ServeHTTP(rec, r)
 }
 
@@ -154,16 +172,22 @@ func joinQuery(a, b string) string {
 	return a + "&" + b
 }
 
-func modifyResponse(res *http.Response) error {
-	CleanResponse(res.Header)
-	return nil
-}
-
 // handleError answers a failed round trip: 502 or 504 with an OpenAI-shaped
-// body, or nothing at all (logged as 499) when the client already left.
+// body, or nothing at all (logged as 499) when the client already left. When
+// reading the client's body failed, that is the cause: 400 (bad framing) or
+// 408 (stalled), and the connection is closed, since the rest of the body
+// cannot be skipped.
 func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error) {
-	e, clientGone := classify(r, err)
 	rec := recordFrom(r)
+	var e *APIError
+	var clientGone bool
+	if be := rec.bodyError(); be != nil {
+		err = be
+		e, clientGone = classifyBodyError(be)
+		w.Header().Set("Connection", "close")
+	} else {
+		e, clientGone = classify(r, err)
+	}
 	if rec != nil {
 		rec.err = err
 	}
