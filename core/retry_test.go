@@ -656,8 +656,8 @@ func TestKeyTransport_regionBlockIsPassedOnAndRestsNoKey(t *testing.T) {
 }
 
 func TestKeyTransport_neverRetriesPastClientDeadline(t *testing.T) {
-	p := newPoolProxy(t, poolSetup{keys: 2, retry: RetryOptions{Backoff: time.Second},
-		env: map[string]string{"OXY_REQUEST_TIMEOUT": "300ms"}},
+	p := newPoolProxy(t, poolSetup{keys: 2, retry: RetryOptions{Backoff: 3 * time.Second},
+		env: map[string]string{"OXY_REQUEST_TIMEOUT": "1s"}},
 		func(w http.ResponseWriter, _ *http.Request, key, _ int) {
 			vendorAnswer(w, 503, nil, `{"error":{"message":"unavailable"}}`)
 		})
