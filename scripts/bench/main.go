@@ -80,7 +80,7 @@ func parseFlags(args []string) (settings, error) {
 	fs.IntVar(&s.micro, "micro", 3, "-count of the core Go micro-benchmarks (0 skips them)")
 	fs.BoolVar(&s.sizes, "sizes", true, "build every platform and report binary sizes")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temp dir (logs, nginx.conf, binaries)")
-	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy during the small-request stage to this file (builds the server with profiling; figures then include its cost)")
+	fs.StringVar(&s.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxy during the small-request stage to this file, and of each held-streams case to FILE-STREAMS (builds the server with profiling; figures then include its cost)")
 	fs.StringVar(&s.memProfile, "memprofile", "", "write a heap profile of the proxy halfway through each held-streams case to FILE-STREAMS (builds the server with profiling; its memory figures go to the proxy log, see -keep)")
 	penv := fs.String("proxy-env", "", "extra environment of the proxy, comma-separated KEY=VALUE (e.g. GOGC=200 for a tuning experiment)")
 	stages := fs.String("stages", "small,bulk,hold,cold", "stages to run: small (small requests and SSE), bulk, hold, cold")

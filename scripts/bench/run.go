@@ -288,12 +288,15 @@ func stageHold(s settings, r *results, tg targetSet) error {
 	for _, c := range s.holdCases {
 		r.hold[c] = map[string][]holdResult{}
 		var env []string
-		if s.memProfile != "" {
-			abs, err := filepath.Abs(fmt.Sprintf("%s-%d", s.memProfile, c.streams))
-			if err != nil {
-				return fmt.Errorf("-memprofile: %w", err)
+		for _, p := range []struct{ file, env string }{{s.memProfile, "BENCH_MEMPROFILE"}, {s.cpuProfile, "BENCH_CPUPROFILE"}} {
+			if p.file == "" {
+				continue
 			}
-			env = append(env, "BENCH_MEMPROFILE="+abs)
+			abs, err := filepath.Abs(fmt.Sprintf("%s-%d", p.file, c.streams))
+			if err != nil {
+				return fmt.Errorf("-memprofile or -cpuprofile: %w", err)
+			}
+			env = append(env, p.env+"="+abs)
 		}
 		for round := range s.holdRounds {
 			ts, stop, err := tg.start(s, c.streams+8, env...)
