@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -46,6 +47,9 @@ func run() error {
 		defer pprof.StopCPUProfile()
 	}
 	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
+		// Record every allocation (the default samples one per 512 KiB),
+		// so that the profile accounts for each stream's few KiB.
+		runtime.MemProfileRate = 1
 		usr1 := make(chan os.Signal, 1)
 		signal.Notify(usr1, syscall.SIGUSR1)
 		go func() {
@@ -78,10 +82,13 @@ func run() error {
 	return nil
 }
 
-// writeHeapProfile writes the heap profile (as of the last GC, which it does
-// not force: that would change what is measured) and prints where the
-// process's memory is.
+// writeHeapProfile prints where the process's memory is, then collects
+// garbage (the harness has taken its measurement by then) and writes the heap
+// profile of what is live.
 func writeHeapProfile(path string) {
+	printMemStats("before GC")
+	runtime.GC()
+	printMemStats("after GC")
 	f, err := os.Create(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "profproxy: error: creating the heap profile: %v\n", err)
@@ -91,9 +98,15 @@ func writeHeapProfile(path string) {
 	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
 		fmt.Fprintf(os.Stderr, "profproxy: error: writing the heap profile: %v\n", err)
 	}
+}
+
+func printMemStats(when string) {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	fmt.Fprintf(os.Stderr, "profproxy: memory: goroutines %d, heap in use %d KiB (live objects %d KiB), stacks %d KiB, heap idle not released %d KiB, runtime other %d KiB, GC cycles %d, next GC at %d KiB\n",
-		runtime.NumGoroutine(), m.HeapInuse>>10, m.HeapAlloc>>10, m.StackInuse>>10, (m.HeapIdle-m.HeapReleased)>>10,
+	start := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
+	metrics.Read(start)
+	fmt.Fprintf(os.Stderr, "profproxy: memory %s: goroutines %d, heap in use %d KiB (allocated objects %d KiB), stacks %d KiB, "+
+		"goroutines' starting stack %d bytes, heap idle not released %d KiB, runtime other %d KiB, GC cycles %d, next GC at %d KiB\n",
+		when, runtime.NumGoroutine(), m.HeapInuse>>10, m.HeapAlloc>>10, m.StackInuse>>10, start[0].Value.Uint64(), (m.HeapIdle-m.HeapReleased)>>10,
 		(m.MSpanInuse+m.MCacheInuse+m.BuckHashSys+m.GCSys+m.OtherSys)>>10, m.NumGC, m.NextGC>>10)
 }
