@@ -524,7 +524,7 @@ func bulkFigures(s settings, r *results) []figure {
 		peak.vals[name] = p / (1 << 20)
 		growth.vals[name] = (p - r.base[name]) / (1 << 20)
 	}
-	for _, name := range []string{direct, proxy, nginx} {
+	for _, name := range r.names {
 		if _, ok := r.up[name]; ok || r.bulkErrors[name] > 0 {
 			errs.vals[name] = float64(r.bulkErrors[name])
 		}
