@@ -32,8 +32,19 @@ func NewTransport(c Config) *http.Transport {
 	// transport would ask for gzip itself and hand back a decoded body whose
 	// length and headers differ from the upstream's.
 	t.DisableCompression = true
+	t.ReadBufferSize = transportBufferSize
+	t.WriteBufferSize = transportBufferSize
 	return t
 }
+
+// transportBufferSize is the size of the read and the write buffer of each
+// upstream connection (the standard library's default is 4 KiB each). They
+// stay allocated for as long as the connection is open, so for every stream
+// held, while they only ever hold a request's or a response's headers and the
+// event in flight: body copies larger than the buffer bypass it (the copy
+// buffer is 32 KiB). 1 KiB each keeps about 6 KiB less per open stream
+// (docs/BENCHMARKS.md); header lines longer than the buffer still parse.
+const transportBufferSize = 1 << 10
 
 // Handler is the proxy: an http.Handler that forwards every request to the
 // target and logs one access-log line per request.

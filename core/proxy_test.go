@@ -322,6 +322,62 @@ func TestNewTransport_bounded(t *testing.T) {
 	if !tr.ForceAttemptHTTP2 || !tr.DisableCompression || tr.MaxIdleConnsPerHost < 64 {
 		t.Errorf("ForceAttemptHTTP2 %v DisableCompression %v MaxIdleConnsPerHost %d", tr.ForceAttemptHTTP2, tr.DisableCompression, tr.MaxIdleConnsPerHost)
 	}
+	// Each open stream holds its upstream connection's buffers.
+	if tr.ReadBufferSize > 1<<10 || tr.WriteBufferSize > 1<<10 {
+		t.Errorf("ReadBufferSize %d WriteBufferSize %d; want at most 1 KiB each (memory per open stream)", tr.ReadBufferSize, tr.WriteBufferSize)
+	}
+}
+
+// TestProxy_headersLongerThanTransportBuffers: request and response header
+// lines, and header blocks, far longer than the upstream connection's 1 KiB
+// buffers pass both ways unchanged, and so does a body.
+func TestProxy_headersLongerThanTransportBuffers(t *testing.T) {
+	long := strings.Repeat("0123456789abcdef", 512) // 8 KiB
+	var many []string
+	for i := range 64 {
+		many = append(many, fmt.Sprintf("X-Many-%02d", i))
+	}
+	p := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Get("X-Long"); got != long {
+			t.Errorf("upstream got X-Long of %d bytes; want %d", len(got), len(long))
+		}
+		for _, h := range many {
+			if got := r.Header.Get(h); got != long[:100] {
+				t.Errorf("upstream got %s = %q; want 100 bytes", h, got)
+			}
+		}
+		w.Header().Set("X-Long-Reply", long)
+		for _, h := range many {
+			w.Header().Set(h+"-Reply", long[:100])
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: "+long+"\n\n")
+	}), "", nil)
+	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/chat/completions", strings.NewReader(`{"stream":true}`))
+	req.Header.Set("X-Long", long)
+	for _, h := range many {
+		req.Header.Set(h, long[:100])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Header.Get("X-Long-Reply"); got != long {
+		t.Errorf("client got X-Long-Reply of %d bytes; want %d", len(got), len(long))
+	}
+	for _, h := range many {
+		if got := res.Header.Get(h + "-Reply"); got != long[:100] {
+			t.Errorf("client got %s-Reply = %q; want 100 bytes", h, got)
+		}
+	}
+	if want := "data: " + long + "\n\n"; string(body) != want {
+		t.Errorf("client got a body of %d bytes; want %d", len(body), len(want))
+	}
 }
 
 func TestProxy_http2ToUpstream(t *testing.T) {
