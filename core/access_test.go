@@ -91,9 +91,10 @@ func startAccessProxy(t *testing.T, up *accessUpstream, env map[string]string, t
 		t.Fatalf("FromEnv: %v", err)
 	}
 	p := &accessProxy{log: &testkit.LogBuffer{}}
-	var h http.Handler = New(cfg, NewLogger(cfg, p.log), transport)
+	proxy := New(cfg, NewLogger(cfg, p.log), transport)
+	var h http.Handler = proxy
 	if wrap != nil {
-		h = wrap(h)
+		h = proxy.WithAdapter(wrap(proxy)) // as start.Handler serves a platform
 	}
 	p.srv = httptest.NewServer(h)
 	tr := &http.Transport{}

@@ -44,6 +44,9 @@ type record struct {
 	bodyErr atomic.Pointer[bodyReadError]
 	// sendTimedOut is set when a write to the client hit OXY_SEND_TIMEOUT.
 	sendTimedOut atomic.Bool
+	// quiet marks a request answered without an access-log line (the
+	// health route).
+	quiet bool
 }
 
 type recordKey struct{}
@@ -68,8 +71,8 @@ func recordFrom(r *http.Request) *record {
 }
 
 // AddLogAttrs adds attributes to the access-log line of the request r is part
-// of, for wrappers such as platform adapters and access control. It does
-// nothing for a request that is not being proxied.
+// of, for platform adapters (inside Handler.WithAdapter) and access control.
+// It does nothing for a request outside the proxy's handler.
 func AddLogAttrs(r *http.Request, attrs ...slog.Attr) {
 	if rec := recordFrom(r); rec != nil {
 		rec.attrs = append(rec.attrs, attrs...)
@@ -169,7 +172,7 @@ func (rec *record) finish(logger *slog.Logger) {
 	if (aborted || status >= 500) && cut != cutBySendTimeout {
 		level = slog.LevelWarn
 	}
-	if logger.Enabled(context.Background(), level) {
+	if !rec.quiet && logger.Enabled(context.Background(), level) {
 		attrs := make([]slog.Attr, 0, 12+len(rec.attrs))
 		attrs = append(attrs,
 			slog.String("method", rec.method()),

@@ -3,7 +3,9 @@ package core
 import (
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -50,5 +52,46 @@ func TestAccessLog_oneLinePerRequestWithFields(t *testing.T) {
 	}
 	if all := p.Log.String(); strings.Contains(all, "PLANTED") {
 		t.Errorf("log output contains a planted secret or body:\n%s", all)
+	}
+}
+
+// Inside WithAdapter the access-log record exists before the platform's
+// adapter runs: the adapter adds fields to the line with AddLogAttrs, the
+// requests it answers itself are logged like the rest, the logged path is
+// the one proxied, and the health route still has no line.
+func TestAccessLog_adapterFields(t *testing.T) {
+	up := newAccessUpstream(t, nil)
+	adapter := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			AddLogAttrs(r, slog.String("platform_request_id", "req-42"))
+			if r.URL.Path == "/platform-only" {
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
+			r2 := *r
+			r2.URL = &url.URL{Path: strings.TrimPrefix(r.URL.Path, "/prefix")}
+			r2.RequestURI = r2.URL.Path
+			next.ServeHTTP(w, &r2)
+		})
+	}
+	p := startAccessProxy(t, up, map[string]string{"OXY_HEALTH_PATH": "/healthz"}, nil, adapter)
+	for _, path := range []string{"/prefix/v1/models", "/platform-only", "/healthz"} {
+		if res, body := p.do(t, "GET", path, nil); res.StatusCode >= 300 {
+			t.Fatalf("GET %s: %d %s", path, res.StatusCode, body)
+		}
+	}
+	var lines []string
+	for _, l := range strings.Split(p.logs(), "\n") {
+		if strings.Contains(l, "msg=request") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("request lines %q; want 2 (none for the health route)", lines)
+	}
+	for i, want := range []string{"path=/v1/models status=200", "path=/platform-only status=202"} {
+		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], "platform_request_id=req-42") {
+			t.Errorf("line %q; want %s with the adapter's platform_request_id=req-42", lines[i], want)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -10,34 +9,23 @@ import (
 
 // The IP allow-list (OXY_ALLOW_CIDRS) judges the client by its address as the
 // platform knows it, never by a header a client can forge (X-Forwarded-For,
-// X-Real-Ip, Forwarded...): on a server that is the socket peer. A serverless
-// platform whose socket peer is its own gateway hands core the address it
-// vouches for with WithClientAddr.
-
-type clientAddrKey struct{}
-
-// WithClientAddr returns a copy of ctx that carries addr as the client's
-// address, for the IP allow-list. A platform adapter calls it in its Wrap
-// function, before the core handler runs, with an address the platform itself
-// supplies (for example the source IP in a Lambda function URL event's request
-// context), never with one taken from a header a client could set:
+// X-Real-Ip, Forwarded...). There is one way to hand core that address:
+// r.RemoteAddr. On a server net/http sets it to the socket peer; a platform
+// that builds the request from an event sets it to the address in the event;
+// a platform adapter whose socket peer is the platform's own proxy replaces
+// it with the address the platform vouches for, or with "" when the platform
+// vouches for none, so that the list fails closed and OXY_FORWARD_CLIENT_IP
+// names nobody:
 //
-//	ctx := core.WithClientAddr(r.Context(), sourceIP)
-//	next.ServeHTTP(w, r.WithContext(ctx))
-//
-// Without it, core uses the socket peer, r.RemoteAddr.
-func WithClientAddr(ctx context.Context, addr netip.Addr) context.Context {
-	return context.WithValue(ctx, clientAddrKey{}, addr)
-}
+//	r2 := *r
+//	r2.RemoteAddr = netip.AddrPortFrom(addr, 0).String()
+//	next.ServeHTTP(w, &r2)
 
-// ClientAddr returns the client's address: the one given by WithClientAddr,
-// else the socket peer in r.RemoteAddr. IPv4-mapped IPv6 addresses are
-// returned as IPv4 and zones are dropped. ok is false when no valid address
-// is known.
+// ClientAddr returns the client's address, from r.RemoteAddr ("host:port"
+// or a bare address). IPv4-mapped IPv6 addresses are returned as IPv4 and
+// zones are dropped. ok is false when no valid address is known.
 func ClientAddr(r *http.Request) (addr netip.Addr, ok bool) {
-	if a, set := r.Context().Value(clientAddrKey{}).(netip.Addr); set {
-		addr = a
-	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		addr = ap.Addr()
 	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
 		addr = a

@@ -95,8 +95,38 @@ func (h *Handler) cleanUpstreamHeader(header http.Header) {
 }
 
 // ServeHTTP proxies r to the target, after the access checks (health route,
-// IP allow-list, CORS preflight, proxy key; see access.go).
+// IP allow-list, CORS preflight, proxy key; see access.go), and logs one
+// access-log line. Inside WithAdapter, the record WithAdapter opened is used.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rec := recordFrom(r); rec != nil {
+		h.serve(w, r, rec)
+		return
+	}
+	rec, r := h.open(w, r)
+	// The server's last bytes (the end of a chunked body) are written after
+	// the handler returns: bound them too.
+	defer rec.limits.armWrite()
+	defer rec.finish(h.logger)
+	h.serve(rec, r, rec)
+}
+
+// WithAdapter returns what a platform serves: adapter (the platform's wrapper
+// around h) inside the access log. The request's access-log record exists
+// before the adapter runs, so the adapter can add fields to the line with
+// AddLogAttrs, and requests the adapter answers itself (platform-only
+// requests) are logged like the rest.
+func (h *Handler) WithAdapter(adapter http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec, r := h.open(w, r)
+		defer rec.limits.armWrite()
+		defer rec.finish(h.logger)
+		adapter.ServeHTTP(rec, r)
+	})
+}
+
+// open starts the access-log record of r, with the idle limits on the
+// platform's writer w.
+func (h *Handler) open(w http.ResponseWriter, r *http.Request) (*record, *http.Request) {
 	// Without full duplex, net/http discards and closes the rest of a request
 	// body once the first response bytes are written (golang/go#15527), while
 	// the upstream may still be reading it: an upstream that answers early
@@ -104,27 +134,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// not net/http's (serverless adapters) do not support it and need not.
 	rc := http.NewResponseController(w)
 	_ = rc.EnableFullDuplex()
-	limits := newIdleLimits(rc, h.cfg)
-	// The server's last bytes (the end of a chunked body) are written after
-	// the handler returns: bound them too.
-	defer limits.armWrite()
+	rec := startRecord(w, newIdleLimits(rc, h.cfg))
+	return rec, rec.request(r)
+}
+
+// serve answers r, whose access-log record is rec, writing to w (rec itself,
+// or a platform adapter's writer around it).
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
+	rec.req = r // as the adapter left it: the logged path is the proxied one
 	if h.access.serveHealth(w, r) {
+		rec.quiet = true
 		return
 	}
-	rec := startRecord(w, limits)
-	defer rec.finish(h.logger)
 	if h.cfg.RequestTimeout > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), h.cfg.RequestTimeout)
 		defer cancel()
 		r = r.WithContext(ctx)
+		rec.req = r
 	}
-	r = rec.request(r)
-	h.access.decorate(rec, r)
-	if screen(rec, r) || h.access.reject(rec, r) {
+	h.access.decorate(w, r)
+	if screen(w, r) || h.access.reject(w, r) {
 		return
 	}
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
-	h.proxy.ServeHTTP(rec, r)
+	h.proxy.ServeHTTP(w, r)
 }
 
 // rewrite sends the request to the target, whatever the client's Host header

@@ -111,18 +111,18 @@ var lifecycleHooks = map[string]bool{"/initialize": true, "/pre-freeze": true, "
 
 // Wrap is the FC adapter around the proxy. Requests that FC itself makes (an
 // event invocation, lifecycle hooks; marked by x-fc-control-path) are
-// answered locally and never forwarded. HTTP-trigger requests through the FC
-// 2.0 default domain lose their /2016-08-15/proxy/<service>/<function> prefix.
+// answered locally and never forwarded; the access log notes which.
+// HTTP-trigger requests through the FC 2.0 default domain lose their
+// /2016-08-15/proxy/<service>/<function> prefix.
 func Wrap(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch control := r.Header.Get("X-Fc-Control-Path"); {
 		case control == "/invoke":
-			logger.Warn("request", "method", r.Method, "path", r.URL.Path, "status", errEventInvocation.Status,
-				"error", "FC event invocation answered locally; use the HTTP trigger URL")
+			core.AddLogAttrs(r, slog.String("rejected", errEventInvocation.Code))
 			core.WriteError(w, errEventInvocation)
 			return
 		case lifecycleHooks[control]:
-			logger.Info("FC lifecycle hook answered locally", "hook", control)
+			core.AddLogAttrs(r, slog.String("fc_lifecycle_hook", control))
 			w.WriteHeader(http.StatusOK)
 			return
 		}

@@ -132,9 +132,22 @@ func TestWrap_ignoresBasePathHeader(t *testing.T) {
 	}
 }
 
+// requestLines returns the access-log lines of logs.
+func requestLines(logs string) []string {
+	var out []string
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, "msg=request") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// An FC event invocation is answered locally and logged once, by the access
+// log, with the refusal (the adapter writes no line of its own).
 func TestWrap_eventInvocationAnsweredLocally(t *testing.T) {
 	up := platformtest.NewUpstream(t)
-	srv := newProxy(t, up)
+	srv, logs := platformtest.NewProxyLogged(t, Platform(platformtest.Lookup(nil)), up, nil)
 	h := platformtest.FCHeaders()
 	h.Set("X-Fc-Control-Path", "/invoke")
 	res, body := do(t, http.MethodPost, srv.URL+"/invoke", h, `{"key":"value"}`)
@@ -151,11 +164,16 @@ func TestWrap_eventInvocationAnsweredLocally(t *testing.T) {
 	if n := len(up.Seen()); n != 0 {
 		t.Errorf("upstream received %d requests; want the event call never forwarded", n)
 	}
+	srv.Close() // waits for the handler, and so for its log line
+	if lines := requestLines(logs.String()); len(lines) != 1 || !strings.Contains(lines[0], "status=400") ||
+		!strings.Contains(lines[0], "rejected=fc_event_invocation_not_supported") {
+		t.Errorf("request log lines %q; want one, status=400 rejected=fc_event_invocation_not_supported", lines)
+	}
 }
 
 func TestWrap_lifecycleHooksAnsweredLocally(t *testing.T) {
 	up := platformtest.NewUpstream(t)
-	srv := newProxy(t, up)
+	srv, logs := platformtest.NewProxyLogged(t, Platform(platformtest.Lookup(nil)), up, nil)
 	for _, hook := range []string{"/initialize", "/pre-freeze", "/pre-stop"} {
 		method := http.MethodGet
 		if hook == "/initialize" {
@@ -168,6 +186,13 @@ func TestWrap_lifecycleHooksAnsweredLocally(t *testing.T) {
 	}
 	if n := len(up.Seen()); n != 0 {
 		t.Errorf("upstream received %d requests; want lifecycle hooks never forwarded", n)
+	}
+	srv.Close()
+	lines := requestLines(logs.String())
+	for i, hook := range []string{"/initialize", "/pre-freeze", "/pre-stop"} {
+		if i >= len(lines) || !strings.Contains(lines[i], "status=200") || !strings.Contains(lines[i], "fc_lifecycle_hook="+hook) {
+			t.Errorf("request log lines %q; want one per hook, status=200 fc_lifecycle_hook=%s", lines, hook)
+		}
 	}
 }
 

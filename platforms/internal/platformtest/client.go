@@ -2,7 +2,6 @@ package platformtest
 
 import (
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,9 +19,17 @@ func Lookup(m map[string]string) core.LookupFunc { return testkit.Lookup(m) }
 // Environ returns m in os.Environ's KEY=value form.
 func Environ(m map[string]string) []string { return testkit.Environ(m) }
 
-// NewProxy serves platform p in-process (the core handler inside p.Wrap, as
-// start.Run builds it) in front of up, with env on top of OXY_TARGET.
+// NewProxy serves platform p in-process (start.Handler: the core handler
+// inside p.Wrap, as start.Run builds it) in front of up, with env on top of
+// OXY_TARGET.
 func NewProxy(t *testing.T, p start.Platform, up *Upstream, env map[string]string) *httptest.Server {
+	t.Helper()
+	srv, _ := NewProxyLogged(t, p, up, env)
+	return srv
+}
+
+// NewProxyLogged is NewProxy with the proxy's log (text, at OXY_LOG_LEVEL).
+func NewProxyLogged(t *testing.T, p start.Platform, up *Upstream, env map[string]string) (*httptest.Server, *testkit.LogBuffer) {
 	t.Helper()
 	e := map[string]string{"OXY_TARGET": up.URL}
 	for k, v := range env {
@@ -32,9 +39,10 @@ func NewProxy(t *testing.T, p start.Platform, up *Upstream, env map[string]strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(start.Handler(p, cfg, slog.New(slog.DiscardHandler)))
+	logs := &testkit.LogBuffer{}
+	srv := httptest.NewServer(start.Handler(p, cfg, core.NewLogger(cfg, logs)))
 	t.Cleanup(srv.Close)
-	return srv
+	return srv, logs
 }
 
 // Do sends one request with headers h and body, and returns the response with

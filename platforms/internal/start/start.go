@@ -44,7 +44,9 @@ type Platform struct {
 	// after the settings are parsed, before anything listens.
 	Check func(cfg core.Config) error
 	// Wrap, if set, wraps the proxy handler with the platform's own adapter
-	// (path prefixes, platform-only requests).
+	// (path prefixes, platform-only requests, the client's address in
+	// r.RemoteAddr; see core.ClientAddr). It runs inside the access log:
+	// core.AddLogAttrs adds fields to the request's line.
 	Wrap func(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler
 	// NewRunner returns how the platform runs the handler. It runs after the
 	// settings are parsed and checked; an error (a missing runtime variable)
@@ -126,13 +128,15 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 }
 
 // Handler returns what every build serves: the core proxy for cfg inside the
-// platform's adapter. Tests that serve a platform in-process use it too.
+// platform's adapter, inside the access log (core.Handler.WithAdapter), so
+// that adapters can add log fields and their own answers are logged. Tests
+// that serve a platform in-process use it too.
 func Handler(p Platform, cfg core.Config, logger *slog.Logger) http.Handler {
-	var h http.Handler = core.New(cfg, logger, nil)
-	if p.Wrap != nil {
-		h = p.Wrap(cfg, logger, h)
+	proxy := core.New(cfg, logger, nil)
+	if p.Wrap == nil {
+		return proxy
 	}
-	return h
+	return proxy.WithAdapter(p.Wrap(cfg, logger, proxy))
 }
 
 // Setup parses the flags (-h lists every setting, -version prints the build)

@@ -66,23 +66,23 @@ func Wrap(cfg core.Config, logger *slog.Logger, next http.Handler) http.Handler 
 	})
 }
 
-// withClientAddr gives core the client's address as SCF states it. The
-// socket peer is SCF's own proxy, never the client, and X-Forwarded-For keeps
-// what the client sent to the left of what the proxies append, so neither
-// can be used. The address is the one in X-Scf-Remote-Addr, which function
-// URLs add and SCF does not let callers set (see scfheaders.RemoteAddrHeader).
-// Without exactly one valid address the client's address is unknown, so
-// OXY_ALLOW_CIDRS refuses the request rather than judging SCF's proxy. With
-// an address, RemoteAddr carries it too, for OXY_FORWARD_CLIENT_IP. core
-// strips the header before forwarding; this runs before core.
+// withClientAddr gives core the client's address as SCF states it, in
+// r.RemoteAddr (see core.ClientAddr). The socket peer is SCF's own proxy,
+// never the client, and X-Forwarded-For keeps what the client sent to the
+// left of what the proxies append, so neither can be used. The address is
+// the one in X-Scf-Remote-Addr, which function URLs add and SCF does not let
+// callers set (see scfheaders.RemoteAddrHeader). Without exactly one valid
+// address the client's address is unknown: RemoteAddr is emptied, so
+// OXY_ALLOW_CIDRS refuses the request rather than judging SCF's proxy, and
+// OXY_FORWARD_CLIENT_IP sends no address. core strips the header before
+// forwarding; this runs before core.
 func withClientAddr(r *http.Request) *http.Request {
-	addr, ok := scfheaders.RemoteAddr(r.Header.Values(scfheaders.RemoteAddrHeader))
-	if !ok {
-		return r.WithContext(core.WithClientAddr(r.Context(), netip.Addr{}))
+	r2 := *r
+	r2.RemoteAddr = ""
+	if addr, ok := scfheaders.RemoteAddr(r.Header.Values(scfheaders.RemoteAddrHeader)); ok {
+		r2.RemoteAddr = netip.AddrPortFrom(addr, 0).String()
 	}
-	r = r.WithContext(core.WithClientAddr(r.Context(), addr))
-	r.RemoteAddr = netip.AddrPortFrom(addr, 0).String()
-	return r
+	return &r2
 }
 
 func checkPathPrefix(v string) error {

@@ -250,3 +250,15 @@ func TestWrap_forwardClientIPUsesSCFRemoteAddr(t *testing.T) {
 		t.Errorf("upstream received X-Scf-Remote-Addr %q; want it stripped", got)
 	}
 }
+
+// Without an address SCF vouches for, OXY_FORWARD_CLIENT_IP names nobody: the
+// socket peer is SCF's own proxy, and the client's X-Forwarded-For is its own
+// claim.
+func TestWrap_forwardClientIPWithoutSCFRemoteAddr(t *testing.T) {
+	up := platformtest.NewUpstream(t)
+	srv := newProxy(t, up, map[string]string{"OXY_FORWARD_CLIENT_IP": "true"})
+	get(t, srv.URL+"/v1/models", http.Header{"X-Forwarded-For": {"6.6.6.6"}})
+	if got, ok := up.Last(t).Header["X-Forwarded-For"]; ok {
+		t.Errorf("upstream X-Forwarded-For = %q; want none", got)
+	}
+}
