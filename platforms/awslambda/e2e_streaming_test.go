@@ -8,8 +8,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
 
 // fakeRuntime is a minimal Lambda Runtime API
@@ -84,27 +84,6 @@ func startStreaming(t *testing.T, target string, event []byte) (*bufio.Reader, *
 	return bufio.NewReader(pr), f
 }
 
-// readPrelude reads the streamed reply's JSON prelude and its 8 NUL bytes.
-func readPrelude(t *testing.T, r *bufio.Reader) (status int, headers map[string]string) {
-	t.Helper()
-	var head []byte
-	for !bytes.HasSuffix(head, make([]byte, 8)) {
-		b, err := r.ReadByte()
-		if err != nil {
-			t.Fatalf("reading prelude %q: %v", head, err)
-		}
-		head = append(head, b)
-	}
-	var p struct {
-		StatusCode int               `json:"statusCode"`
-		Headers    map[string]string `json:"headers"`
-	}
-	if err := json.Unmarshal(head[:len(head)-8], &p); err != nil {
-		t.Fatalf("prelude %q: %v", head, err)
-	}
-	return p.StatusCode, p.Headers
-}
-
 // Each SSE event must reach the Runtime API while the upstream is still
 // holding back the next one: the stream is incremental, not one burst.
 func TestE2E_streamingIncremental(t *testing.T) {
@@ -128,7 +107,8 @@ func TestE2E_streamingIncremental(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
-	status, headers := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
+	status, headers := p.StatusCode, p.Headers
 	if status != 200 || headers["Content-Type"] != "text/event-stream" {
 		t.Errorf("prelude %d %v; want 200 text/event-stream", status, headers)
 	}
@@ -168,7 +148,7 @@ func TestE2E_streamingUpstreamAbort(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
-	readPrelude(t, r)
+	platformtest.ReadLambdaPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if string(body) != "data: one\n\n" {
 		t.Errorf("body = %q", body)

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
 
 // urlEventWith returns chat-completions.json with requestContext.http.sourceIp
@@ -69,7 +71,7 @@ func TestAllowList_sourceIPNotForwardedFor(t *testing.T) {
 			}
 			defer res.Close()
 			r := bufio.NewReader(res)
-			p := readPrelude(t, r)
+			p := platformtest.ReadLambdaPrelude(t, r)
 			_, _ = io.Copy(io.Discard, r)
 			checkAllowed(t, rc, p.StatusCode, tt.status)
 		})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,33 +13,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
-
-// prelude is the JSON head of a streamed function URL reply.
-type prelude struct {
-	StatusCode int               `json:"statusCode"`
-	Headers    map[string]string `json:"headers"`
-	Cookies    []string          `json:"cookies"`
-}
-
-// readPrelude reads a streamed reply up to and including the 8 NUL bytes
-// that end its prelude, exactly as Lambda reads what the function sends.
-func readPrelude(t *testing.T, r *bufio.Reader) prelude {
-	t.Helper()
-	var head []byte
-	for !bytes.HasSuffix(head, make([]byte, 8)) {
-		b, err := r.ReadByte()
-		if err != nil {
-			t.Fatalf("reading prelude %q: %v", head, err)
-		}
-		head = append(head, b)
-	}
-	var p prelude
-	if err := json.Unmarshal(head[:len(head)-8], &p); err != nil {
-		t.Fatalf("prelude %q: %v", head, err)
-	}
-	return p
-}
 
 // invokeStreaming runs a fixture through the streaming handler around the
 // real proxy and returns the reply stream as the runtime would read it.
@@ -71,7 +46,7 @@ func TestStreaming_firstEventWhileUpstreamBlocked(t *testing.T) {
 		_, _ = io.WriteString(w, "data: {\"delta\":\"lo\"}\n\ndata: [DONE]\n\n")
 	})
 	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
-	p := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
 	if p.StatusCode != 200 || p.Headers["Content-Type"] != "text/event-stream" {
 		t.Errorf("prelude = %+v; want 200 text/event-stream", p)
 	}
@@ -125,7 +100,7 @@ func TestStreaming_bodyBase64(t *testing.T) {
 		_, _ = w.Write(binaryBody())
 	})
 	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "binary-body-base64.json"))
-	if p := readPrelude(t, r); p.StatusCode != 200 || p.Headers["Content-Type"] != "audio/mpeg" {
+	if p := platformtest.ReadLambdaPrelude(t, r); p.StatusCode != 200 || p.Headers["Content-Type"] != "audio/mpeg" {
 		t.Errorf("prelude = %+v", p)
 	}
 	body, err := io.ReadAll(r)
@@ -142,7 +117,7 @@ func TestStreaming_badBase64(t *testing.T) {
 	ev := loadURLEvent(t, "binary-body-base64.json")
 	ev.Body = "!!" + ev.Body
 	r := invokeStreaming(t, context.Background(), "http://127.0.0.1:1", ev)
-	p := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if e := apiError(t, body); p.StatusCode != 400 || e.Code != "invalid_event" {
 		t.Errorf("reply %d %+v; want 400 invalid_event", p.StatusCode, e)
@@ -158,7 +133,7 @@ func TestStreaming_informationalSkipped(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	})
 	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
-	if p := readPrelude(t, r); p.StatusCode != http.StatusAccepted {
+	if p := platformtest.ReadLambdaPrelude(t, r); p.StatusCode != http.StatusAccepted {
 		t.Errorf("prelude status = %d; want 202", p.StatusCode)
 	}
 }
@@ -168,7 +143,7 @@ func TestStreaming_upstreamErrors(t *testing.T) {
 	_, gone := upstream(t, nil)
 	gone.Close()
 	r := invokeStreaming(t, context.Background(), gone.URL, loadURLEvent(t, "chat-completions.json"))
-	p := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if e := apiError(t, body); p.StatusCode != 502 || e.Code != "upstream_unreachable" {
 		t.Errorf("reply %d %+v; want 502 upstream_unreachable", p.StatusCode, e)
@@ -181,7 +156,7 @@ func TestStreaming_upstreamAbortedMidBody(t *testing.T) {
 	t.Parallel()
 	_, up := upstream(t, abortMidBody)
 	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
-	readPrelude(t, r)
+	platformtest.ReadLambdaPrelude(t, r)
 	if body, err := io.ReadAll(r); !errors.Is(err, errStreamAborted) {
 		t.Errorf("body %q ended with %v; want %v", body, err, errStreamAborted)
 	}
@@ -194,7 +169,7 @@ func TestStreaming_deadline(t *testing.T) {
 		_, up := upstream(t, func(w http.ResponseWriter, r *http.Request) { hangUntilDone(t, r) })
 		ctx := deadlineCtx(t, 3*time.Second)
 		r := invokeStreaming(t, ctx, up.URL, loadURLEvent(t, "chat-completions.json"))
-		p := readPrelude(t, r)
+		p := platformtest.ReadLambdaPrelude(t, r)
 		body, _ := io.ReadAll(r)
 		if ctx.Err() != nil {
 			t.Error("answered after the invocation deadline; want before it")
@@ -213,7 +188,7 @@ func TestStreaming_deadline(t *testing.T) {
 		})
 		ctx := deadlineCtx(t, 3*time.Second)
 		r := invokeStreaming(t, ctx, up.URL, loadURLEvent(t, "chat-completions.json"))
-		readPrelude(t, r)
+		platformtest.ReadLambdaPrelude(t, r)
 		body, err := io.ReadAll(r)
 		if ctx.Err() != nil {
 			t.Error("stream ended after the invocation deadline; want before it")
@@ -236,7 +211,7 @@ func TestStreaming_panicRecovered(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := bufio.NewReader(res)
-		p := readPrelude(t, r)
+		p := platformtest.ReadLambdaPrelude(t, r)
 		body, _ := io.ReadAll(r)
 		if e := apiError(t, body); p.StatusCode != 500 || e.Code != "internal_error" || p.Headers["Content-Encoding"] != "" {
 			t.Errorf("reply %+v %+v; want 500 internal_error without Content-Encoding", p, e)
@@ -252,7 +227,7 @@ func TestStreaming_panicRecovered(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := bufio.NewReader(res)
-		readPrelude(t, r)
+		platformtest.ReadLambdaPrelude(t, r)
 		if body, err := io.ReadAll(r); string(body) != "data: one\n\n" || !errors.Is(err, errStreamAborted) {
 			t.Errorf("body %q ended with %v; want the event, then %v", body, err, errStreamAborted)
 		}
@@ -325,7 +300,7 @@ func TestStreaming_noTrailerHeaders(t *testing.T) {
 	t.Parallel()
 	_, up := upstream(t, trailerUpstream)
 	r := invokeStreaming(t, context.Background(), up.URL, loadURLEvent(t, "chat-completions.json"))
-	p := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
 	for k := range p.Headers {
 		if isTrailer(k) {
 			t.Errorf("prelude header %s: %q", k, p.Headers[k])
@@ -347,7 +322,7 @@ func TestStreaming_badURLNotLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := bufio.NewReader(res)
-	p := readPrelude(t, r)
+	p := platformtest.ReadLambdaPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if e := apiError(t, body); p.StatusCode != 400 || e.Code != "invalid_event" {
 		t.Errorf("reply %d %+v; want 400 invalid_event", p.StatusCode, e)

@@ -6,7 +6,9 @@ package platformtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -260,4 +262,31 @@ func CheckNoPlatformHeaders(t *testing.T, got http.Header, platform http.Header)
 			t.Errorf("upstream header %s = %q; want %q", name, g, want[0])
 		}
 	}
+}
+
+// LambdaPrelude is the JSON head of a streamed Lambda function URL reply.
+type LambdaPrelude struct {
+	StatusCode int               `json:"statusCode"`
+	Headers    map[string]string `json:"headers"`
+	Cookies    []string          `json:"cookies"`
+}
+
+// ReadLambdaPrelude reads a streamed function URL reply up to and including
+// the 8 NUL bytes that end its prelude, exactly as Lambda reads what the
+// function sends; the body follows in r.
+func ReadLambdaPrelude(t *testing.T, r *bufio.Reader) LambdaPrelude {
+	t.Helper()
+	var head []byte
+	for !bytes.HasSuffix(head, make([]byte, 8)) {
+		b, err := r.ReadByte()
+		if err != nil {
+			t.Fatalf("reading prelude %q: %v", head, err)
+		}
+		head = append(head, b)
+	}
+	var p LambdaPrelude
+	if err := json.Unmarshal(head[:len(head)-8], &p); err != nil {
+		t.Fatalf("prelude %q: %v", head, err)
+	}
+	return p
 }
