@@ -15,9 +15,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
 
@@ -155,5 +157,33 @@ func TestE2E_streamingUpstreamAbort(t *testing.T) {
 	}
 	if e := <-f.errType; e == "" {
 		t.Error("no Lambda-Runtime-Function-Error-Type trailer; want the aborted stream reported")
+	}
+}
+
+// Lambda sends SIGTERM when it shuts an execution environment down. The
+// bootstrap, waiting for its next invocation, exits cleanly (status 0), as
+// every build does on SIGTERM.
+func TestE2E_sigtermExitsCleanly(t *testing.T) {
+	t.Parallel()
+	bootstrap := tool(t, buildBootstrap)
+	polled := make(chan struct{}, 1)
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case polled <- struct{}{}:
+		default:
+		}
+		<-r.Context().Done() // no invocation ever comes
+	}))
+	t.Cleanup(api.Close)
+	p := launch(t, []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
+		"OXY_TARGET=http://127.0.0.1:1"}, bootstrap)
+	select {
+	case <-polled:
+	case <-time.After(testkit.StartTimeout):
+		t.Fatalf("the bootstrap never asked the Runtime API for an invocation; stderr:\n%s", p.Stderr)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, testkit.ExitTimeout); code != 0 {
+		t.Errorf("exit status %d after SIGTERM; want 0\n%s", code, p.Stderr)
 	}
 }

@@ -73,9 +73,9 @@ func freeAddr(t *testing.T) string { return fmt.Sprintf("127.0.0.1:%d", testkit.
 
 // launch runs a command with only the given environment (no OXY_* from the
 // developer's shell) until the end of the test.
-func launch(t *testing.T, env []string, name string, args ...string) {
+func launch(t *testing.T, env []string, name string, args ...string) *testkit.Process {
 	t.Helper()
-	testkit.Launch(t, name, append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...), args...)
+	return testkit.Launch(t, name, append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...), args...)
 }
 
 func fixture(t *testing.T, name string) []byte {
