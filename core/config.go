@@ -45,6 +45,9 @@ type Config struct {
 	DialTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
 	ShutdownGrace time.Duration
+	// MaxConnections caps the client connections an HTTP server build holds
+	// open at once; zero means no cap.
+	MaxConnections int
 	// LogLevel is the minimum level logged.
 	LogLevel slog.Level
 	// LogFormat is "text" or "json".
@@ -106,7 +109,8 @@ var Settings = []Setting{
 	{Name: "OXY_DIAL_TIMEOUT", Default: "10s", Usage: "limit on connecting to the upstream, and on the TLS handshake"},
 	{Name: "OXY_CLIENT_BODY_TIMEOUT", Default: "60s", Usage: "limit on each wait for more of a request body from the client (0: none)"},
 	{Name: "OXY_SEND_TIMEOUT", Default: "60s", Usage: "limit on each write to a client that stopped reading (0: none); a silent upstream is never cut"},
-	{Name: "OXY_SHUTDOWN_GRACE", Default: "30s", Usage: "on SIGTERM/SIGINT, how long in-flight requests and streams may finish"},
+	{Name: "OXY_SHUTDOWN_GRACE", Default: "30s", Usage: "on SIGTERM/SIGINT, how long in-flight requests and streams may finish (a second signal exits at once)"},
+	{Name: "OXY_MAX_CONNECTIONS", Default: "0", Usage: "HTTP server builds: most client connections open at once; more wait to be accepted (0: no cap)"},
 	{Name: "OXY_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error"},
 	{Name: "OXY_LOG_FORMAT", Default: "text", Usage: "text or json"},
 	{Name: "OXY_AUTH_KEYS", Default: "", Usage: "comma-separated proxy keys clients must send (name:key names the caller in the log); needs OXY_UPSTREAM_API_KEY", Secret: true},
@@ -175,6 +179,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.ClientBodyTimeout = p.duration("OXY_CLIENT_BODY_TIMEOUT", true)
 	c.SendTimeout = p.duration("OXY_SEND_TIMEOUT", true)
 	c.ShutdownGrace = p.duration("OXY_SHUTDOWN_GRACE", true)
+	c.MaxConnections = p.count("OXY_MAX_CONNECTIONS")
 	c.LogLevel = p.level("OXY_LOG_LEVEL")
 	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
 	p.access(&c)
@@ -341,6 +346,17 @@ func allDigits(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// count parses a non-negative whole number (digits only).
+func (p *parser) count(name string) int {
+	v := p.get(name)
+	n, err := strconv.Atoi(v)
+	if err != nil || !allDigits(v) {
+		p.fail(name, v, "must be a whole number, 0 for none")
+		return 0
+	}
+	return n
 }
 
 func (p *parser) list(name string) []string {

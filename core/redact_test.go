@@ -75,6 +75,9 @@ func TestFromEnv_strictListenAndLimits(t *testing.T) {
 		{"OXY_DIAL_TIMEOUT", "1ms", "too short"},
 		{"OXY_CLIENT_BODY_TIMEOUT", "10ms", "too short"},
 		{"OXY_SEND_TIMEOUT", "-1s", "must be a positive duration"},
+		{"OXY_MAX_CONNECTIONS", "-1", "must be a whole number"},
+		{"OXY_MAX_CONNECTIONS", "+5", "must be a whole number"},
+		{"OXY_MAX_CONNECTIONS", "many", "must be a whole number"},
 	} {
 		_, err := FromEnv(testkit.Lookup(map[string]string{tc.name: tc.value}), Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.name+"=") || !strings.Contains(err.Error(), tc.want) {
@@ -93,9 +96,10 @@ func TestFromEnv_strictListenAndLimits(t *testing.T) {
 			t.Errorf("%s=%q: host %q, err %v; want %q", tc.name, tc.value, c.Host, err, tc.want)
 		}
 	}
-	c, err := FromEnv(testkit.Lookup(map[string]string{"OXY_REQUEST_TIMEOUT": "1s", "OXY_SHUTDOWN_GRACE": "10ms"}), Options{})
-	if err != nil || c.ShutdownGrace.Milliseconds() != 10 {
-		t.Errorf("1s request timeout and a 10ms grace: %v; want accepted", err)
+	c, err := FromEnv(testkit.Lookup(map[string]string{"OXY_REQUEST_TIMEOUT": "1s", "OXY_SHUTDOWN_GRACE": "10ms",
+		"OXY_MAX_CONNECTIONS": "1000"}), Options{})
+	if err != nil || c.ShutdownGrace.Milliseconds() != 10 || c.MaxConnections != 1000 {
+		t.Errorf("1s request timeout, a 10ms grace, 1000 connections: %v; want accepted", err)
 	}
 }
 
