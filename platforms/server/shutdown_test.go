@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -228,5 +229,97 @@ func TestBinary_sigtermLetsWebSocketFinish(t *testing.T) {
 	conn.Close()
 	if code := p.Wait(t, exitTimeout); code != 0 {
 		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.Stderr)
+	}
+}
+
+// TestBinary_graceCutIsLoggedAsTheProxysAbort: when the grace period ends,
+// every request still running gets its access-log line before the process
+// exits, logged as cut by the shutdown (never 499, the client's own leaving);
+// a request still waiting for the upstream's headers gets a 503.
+func TestBinary_graceCutIsLoggedAsTheProxysAbort(t *testing.T) {
+	streams, _ := newHeldStream(t)
+	hold := make(chan struct{})
+	t.Cleanup(func() { close(hold) })
+	var held atomic.Int32
+	// One upstream for both: /v1/chat/completions streams and holds,
+	// /v1/models holds before any header.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/models" {
+			held.Add(1)
+			select {
+			case <-hold:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		streams.Config.Handler.ServeHTTP(w, r)
+	}))
+	t.Cleanup(up.Close)
+	p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "1s", "OXY_LOG_FORMAT": "json"})
+	const nStreams, nWaiting = 20, 5
+	for range nStreams {
+		openStream(t, p.base())
+	}
+	waiting := make(chan int, nWaiting)
+	for range nWaiting {
+		go func() {
+			res, err := newClient(t).Get(p.base() + "/v1/models")
+			if err != nil {
+				waiting <- 0
+				return
+			}
+			res.Body.Close()
+			waiting <- res.StatusCode
+		}()
+	}
+	count := func(path string) int { return strings.Count(p.Stderr.String(), `"path":"`+path+`"`) }
+	if !testkit.WaitUntil(startTimeout, func() bool { return held.Load() == nWaiting }) {
+		t.Fatalf("the upstream holds %d requests; want %d", held.Load(), nWaiting)
+	}
+	p.Signal(t, syscall.SIGTERM)
+	if code := p.Wait(t, exitTimeout); code != 0 {
+		t.Errorf("exit code %d; want 0; stderr:\n%s", code, p.Stderr)
+	}
+	for range nWaiting {
+		if status := <-waiting; status != http.StatusServiceUnavailable {
+			t.Errorf("a request waiting for the upstream got %d; want 503", status)
+		}
+	}
+	lines, _ := accessLines(p.Stderr.String())
+	if len(lines) != nStreams+nWaiting || count("/v1/chat/completions") != nStreams || count("/v1/models") != nWaiting {
+		t.Fatalf("%d access-log lines; want %d, one per request cut; stderr:\n%s", len(lines), nStreams+nWaiting, p.Stderr)
+	}
+	for _, l := range lines {
+		if l["status"] == float64(499) || l["cut"] != "shutdown" {
+			t.Errorf("line %v; want cut shutdown, never 499", l)
+		}
+	}
+}
+
+// TestBinary_secondSignalExitsAtOnce: a second SIGTERM or SIGINT during the
+// grace period ends the process at once, without waiting for the streams.
+func TestBinary_secondSignalExitsAtOnce(t *testing.T) {
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			up, _ := newHeldStream(t)
+			p := startBinary(t, map[string]string{"OXY_TARGET": up.URL, "OXY_SHUTDOWN_GRACE": "90s"})
+			openStream(t, p.base())
+			p.Signal(t, sig)
+			if !p.Stderr.WaitFor(startTimeout, "shutting down") {
+				t.Fatalf("no shutdown after %v; stderr:\n%s", sig, p.Stderr)
+			}
+			if p.Exited() {
+				t.Fatalf("exited while a stream was in flight; stderr:\n%s", p.Stderr)
+			}
+			p.Signal(t, sig)
+			select {
+			case <-p.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatalf("still running 5s after a second %v (grace 90s); stderr:\n%s", sig, p.Stderr)
+			}
+			if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != sig {
+				t.Errorf("process state %v; want ended by %v", p.Cmd.ProcessState, sig)
+			}
+		})
 	}
 }

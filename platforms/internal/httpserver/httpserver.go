@@ -25,6 +25,10 @@ const (
 	readHeaderTimeout = 10 * time.Second
 	maxHeaderBytes    = 64 << 10
 	idleTimeout       = 120 * time.Second
+	// cutWait bounds how long Run waits, after the grace period, for the
+	// requests it cut to finish writing their log lines; each step of the
+	// cut (ending their contexts, closing their connections) gets it once.
+	cutWait = 2 * time.Second
 )
 
 // Runner serves the handler over HTTP until its context ends, then shuts
@@ -62,6 +66,14 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
 	}
+	if cfg.MaxConnections > 0 {
+		ln = limitListener(ln, cfg.MaxConnections)
+	}
+	// Every request's context derives from base; past the grace period it
+	// ends with core.ErrShutdown as the cause, so the requests cut then are
+	// logged as the proxy's own abort, not as clients that left (499).
+	base, cut := context.WithCancelCause(context.Background())
+	defer cut(nil)
 	// Shutdown waits for idle connections only; a handler that took over its
 	// connection (a WebSocket upgrade, proxied until it ends) is tracked here
 	// so that it too gets the grace period, and is closed after it.
@@ -72,6 +84,7 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 		defer inflight.Done()
 		h.ServeHTTP(upgraded.track(w, r), r)
 	}))
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	logger.Info("listening", "addr", ln.Addr().String())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -80,7 +93,7 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 		return fmt.Errorf("serving on %s: %w", addr, err)
 	case <-ctx.Done():
 	}
-	logger.Info("shutting down", "grace", cfg.ShutdownGrace)
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace, "hint", "a second SIGTERM or SIGINT exits at once")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
 	defer cancel()
 	err = srv.Shutdown(sctx)
@@ -95,11 +108,34 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	}
 	if err != nil {
 		logger.Warn("grace period over, closing remaining connections", "error", err)
+		// End the requests first, so that one still waiting for the
+		// upstream can answer 503 before its connection closes; then close
+		// what remains, and wait for the cut requests to log their lines:
+		// the process exits when Run returns.
+		cut(core.ErrShutdown)
+		ended := waitAtMost(&inflight, cutWait)
 		_ = srv.Close()
 		upgraded.closeAll()
+		if !ended && !waitAtMost(&inflight, cutWait) {
+			logger.Warn("requests still running after their connections were closed; their log lines may be missing")
+		}
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// waitAtMost waits for wg for up to d and reports whether it is done.
+func waitAtMost(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // newServer returns the HTTP server for h, with limits against slow and

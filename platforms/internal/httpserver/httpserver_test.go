@@ -193,3 +193,67 @@ func TestRun_graceExpiresClosesUpgradedConnections(t *testing.T) {
 		t.Errorf("log lacks the grace warning:\n%s", run.Logs)
 	}
 }
+
+// TestRun_maxConnectionsQueuesTheRest: with OXY_MAX_CONNECTIONS=2, a third
+// client connection is not served until one of the two closes.
+func TestRun_maxConnectionsQueuesTheRest(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	addr, _, _ := startRun(t, map[string]string{"OXY_TARGET": up.URL, "OXY_MAX_CONNECTIONS": "2"})
+	request := func(conn net.Conn) (*http.Response, error) {
+		if _, err := io.WriteString(conn, "GET /v1/models HTTP/1.1\r\nHost: p\r\n\r\n"); err != nil {
+			return nil, err
+		}
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err == nil {
+			res.Body.Close()
+		}
+		return res, err
+	}
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	for _, c := range conns[:2] {
+		if res, err := request(c); err != nil || res.StatusCode != 200 {
+			t.Fatalf("a connection within the cap: %v", err)
+		}
+	}
+	if _, err := request(conns[2]); err == nil {
+		t.Fatal("a third connection was served with OXY_MAX_CONNECTIONS=2")
+	}
+	conns[0].Close()
+	conns[2].SetReadDeadline(time.Now().Add(5 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conns[2]), nil)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("the queued connection after one closed: %v", err)
+	}
+	res.Body.Close()
+}
+
+// TestRun_slowHeadersClosedAt10s keeps holding the slowloris limit: a client
+// that sends part of its request headers and stops is cut off at 10 s.
+func TestRun_slowHeadersClosedAt10s(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	defer up.Close()
+	addr, _, _ := startRun(t, map[string]string{"OXY_TARGET": up.URL})
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nX-Slow: ")
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	_, err = io.ReadAll(conn)
+	if d := time.Since(start); err != nil || d < 9*time.Second || d > 15*time.Second {
+		t.Errorf("connection ended after %v (%v); want it closed by the proxy at about 10s", d, err)
+	}
+}

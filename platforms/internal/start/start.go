@@ -72,8 +72,16 @@ type Runner interface {
 
 // Main runs the platform and exits: 0 after a clean shutdown, 1 on a bad
 // setting or a failure to listen, 2 on bad flags.
+//
+// The first SIGINT or SIGTERM starts the graceful shutdown; a second one
+// during the grace period exits at once, as operators expect: once the first
+// has arrived, the two signals get their default action (terminate) back.
 func Main(p Platform) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	err := Run(ctx, p, os.Args[1:], os.LookupEnv, os.Environ(), os.Stdout, os.Stderr)
 	stop()
 	Exit(err)
