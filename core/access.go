@@ -20,7 +20,8 @@ import (
 //  4. the proxy key (OXY_AUTH_KEYS): 401;
 //
 // and then, on the way out, the client's credentials are replaced by the real
-// key (OXY_UPSTREAM_API_KEY). Every refusal is an OpenAI-shaped JSON error
+// key of the request's route (OXY_UPSTREAM_API_KEY or OXY_UPSTREAM_API_KEY_<NAME>;
+// see Handler.rewrite). Every refusal is an OpenAI-shaped JSON error
 // and never reaches the upstream.
 
 // accessControl holds the parsed access settings; a nil part is switched off.
@@ -29,7 +30,6 @@ type accessControl struct {
 	allow  *allowList
 	cors   *corsPolicy
 	keys   *keyring
-	inject *injector
 }
 
 func newAccessControl(c Config) *accessControl {
@@ -38,7 +38,6 @@ func newAccessControl(c Config) *accessControl {
 		allow:  newAllowList(c.AllowCIDRs),
 		cors:   newCORSPolicy(c.CORSOrigins),
 		keys:   newKeyring(c.AuthKeys),
-		inject: newInjector(c),
 	}
 }
 
@@ -85,7 +84,7 @@ func (a *accessControl) reject(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	if a.keys != nil {
-		presented := presentedKeys(r.Header)
+		presented := presentedKeys(r.Header, r.URL.RawQuery)
 		label, ok := a.keys.match(presented)
 		if !ok {
 			e := errInvalidKey
@@ -98,7 +97,9 @@ func (a *accessControl) reject(w http.ResponseWriter, r *http.Request) bool {
 			WriteError(w, e)
 			return true
 		}
-		AddLogAttrs(r, slog.String("caller", label))
+		if x := ExchangeFrom(r); x != nil {
+			x.Caller = label
+		}
 	}
 	return false
 }
@@ -108,15 +109,6 @@ func addrString(a netip.Addr) string {
 		return "unknown"
 	}
 	return a.String()
-}
-
-// forward edits the outbound request headers h: with an upstream key set, the
-// client's credentials are removed and the real key put in. It runs after the
-// header policy, so a platform's strip rules never remove the injected key.
-func (a *accessControl) forward(h http.Header) {
-	if a.inject != nil {
-		a.inject.apply(h)
-	}
 }
 
 // access parses the access-control settings into c. The key settings are
@@ -139,6 +131,7 @@ func (p *parser) access(c *Config) {
 		c.HealthPath = hp
 	}
 	c.AllowCIDRs = p.cidrs("OXY_ALLOW_CIDRS")
+	p.routes(c)
 	p.crossCheckAccess(c)
 }
 
@@ -209,24 +202,31 @@ func (p *parser) cidrs(name string) []netip.Prefix {
 	return out
 }
 
-// crossCheckAccess reports combinations that would defeat the settings' purpose.
+// crossCheckAccess reports combinations that would defeat the settings'
+// purpose, for the default route and for every route of OXY_ROUTES alike.
 func (p *parser) crossCheckAccess(c *Config) {
-	// Clients present proxy keys, not vendor keys: without the real key the
-	// upstream would receive nothing it accepts.
-	if len(c.AuthKeys) > 0 && c.UpstreamAPIKey == "" {
-		p.failSecret("OXY_AUTH_KEYS", "set without OXY_UPSTREAM_API_KEY; the proxy keys replace the client's key, "+
-			"so the proxy must hold the real one (for an upstream that needs none, set any value)")
-	}
-	// The real key given to anyone who finds the URL would be spent by anyone.
-	if c.UpstreamAPIKey != "" && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
-		p.failSecret("OXY_UPSTREAM_API_KEY", "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS, so anyone who finds the URL "+
-			"could spend the key; hand out keys with OXY_AUTH_KEYS, or limit addresses with OXY_ALLOW_CIDRS "+
-			"(0.0.0.0/0,::/0 accepts every address)")
-	}
-	for _, k := range c.AuthKeys {
-		if c.UpstreamAPIKey != "" && k.Key == c.UpstreamAPIKey {
-			p.failSecret("OXY_AUTH_KEYS", "a proxy key is the upstream key itself; hand out keys of your own")
-			break
+	for _, r := range c.AllRoutes() {
+		setting := r.KeySetting
+		if r.Name != DefaultRouteName {
+			setting += " (route " + r.Name + ")"
+		}
+		// Clients present proxy keys, not vendor keys: without the real key
+		// the upstream would receive nothing it accepts.
+		if len(c.AuthKeys) > 0 && r.Key == "" {
+			p.failSecret("OXY_AUTH_KEYS", "set without "+setting+"; the proxy keys replace the client's key, "+
+				"so the proxy must hold the real one (for an upstream that needs none, set any value)")
+		}
+		// The real key given to anyone who finds the URL would be spent by anyone.
+		if r.Key != "" && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
+			p.failSecret(r.KeySetting, "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS, so anyone who finds the URL "+
+				"could spend the key; hand out keys with OXY_AUTH_KEYS, or limit addresses with OXY_ALLOW_CIDRS "+
+				"(0.0.0.0/0,::/0 accepts every address)")
+		}
+		for _, k := range c.AuthKeys {
+			if r.Key != "" && k.Key == r.Key {
+				p.failSecret("OXY_AUTH_KEYS", "a proxy key is the upstream key itself ("+r.KeySetting+"); hand out keys of your own")
+				break
+			}
 		}
 	}
 }

@@ -13,18 +13,61 @@ import (
 	"time"
 )
 
-// record follows one request through the proxy for its access-log line. It is
-// the http.ResponseWriter the reverse proxy writes to; Unwrap lets
+// Exchange is what the proxy knows about one request once it has been
+// answered: which route served it, who asked, what came back and how long it
+// took. The proxy fills it in as the request passes; every observer reads it
+// at the end, in one place (Handler.observe): the access log today.
+type Exchange struct {
+	// Method and Path are the client's; Path has no query (a query can
+	// carry a key) and still has the route prefix.
+	Method, Path string
+	// Route names the upstream that served the request: DefaultRouteName or
+	// a route of OXY_ROUTES.
+	Route string
+	// Caller is the label of the client's proxy key (its name, or key#N);
+	// empty when OXY_AUTH_KEYS is off or the request was refused before.
+	Caller string
+	// Status is the status sent, or StatusClientClosedRequest when the client
+	// went away first.
+	Status int
+	// Start is when the proxy took the request; TTFB is when it sent the
+	// response headers, Duration when it finished, both from Start.
+	Start          time.Time
+	TTFB, Duration time.Duration
+	// BytesIn and BytesOut count the request and response bodies (and a
+	// WebSocket's traffic after the upgrade).
+	BytesIn, BytesOut int64
+	// UpstreamRequestID is the upstream's X-Request-Id, if it sent one.
+	UpstreamRequestID string
+	// Aborted reports a response cut short because the upstream failed mid-body.
+	Aborted bool
+	// Cut names who else cut the answer short: "shutdown" (the proxy's grace
+	// period ended) or "send_timeout" (the client stopped reading); empty
+	// otherwise. A client that went away is Status 499.
+	Cut string
+	// Err is the round-trip error, if any.
+	Err error
+	// Attrs are extra access-log attributes added with AddLogAttrs.
+	Attrs []slog.Attr
+}
+
+// record follows one request through the proxy and fills in its Exchange. It
+// is the http.ResponseWriter the reverse proxy writes to; Unwrap lets
 // http.ResponseController reach the platform's writer for flushing and
 // deadlines, and Hijack is wrapped so WebSocket upgrades are still logged.
 type record struct {
 	http.ResponseWriter
-	req       *http.Request
-	start     time.Time
-	firstByte time.Duration
-	status    int
-	bytesOut  atomic.Int64 // also written by a WebSocket's copy goroutines
-	bytesIn   atomic.Int64
+	x        Exchange
+	req      *http.Request
+	bytesOut atomic.Int64 // also written by a WebSocket's copy goroutines
+	bytesIn  atomic.Int64
+
+	// up is the request's upstream and path the escaped path to forward to
+	// it (the client's, without the route prefix) when setPath is true; see
+	// Router.Route.
+	up      *Upstream
+	path    string
+	setPath bool
 
 	// Idle limits on the client (deadlines.go).
 	limits idleLimits
@@ -35,24 +78,22 @@ type record struct {
 	ownPending  bool
 	cleanHeader func(http.Header)
 
-	// Set by the error handler and by AddLogAttrs.
-	err        error
+	// Set by the error handler.
 	clientGone bool
-	attrs      []slog.Attr
 	// bodyErr is the first error reading the client's request body, set
 	// by the transport's goroutine.
 	bodyErr atomic.Pointer[bodyReadError]
 	// sendTimedOut is set when a write to the client hit OXY_SEND_TIMEOUT.
 	sendTimedOut atomic.Bool
 	// quiet marks a request answered without an access-log line (the
-	// health route).
+	// health route); no observer sees it.
 	quiet bool
 }
 
 type recordKey struct{}
 
 func startRecord(w http.ResponseWriter, limits idleLimits) *record {
-	return &record{ResponseWriter: w, start: time.Now(), limits: limits}
+	return &record{ResponseWriter: w, x: Exchange{Start: time.Now()}, limits: limits}
 }
 
 // request returns r carrying the record, with its body counted.
@@ -70,12 +111,22 @@ func recordFrom(r *http.Request) *record {
 	return rec
 }
 
+// ExchangeFrom returns the Exchange of the request r is part of, for code that
+// runs inside the proxy and adds to it; nil for a request outside the proxy's
+// handler. It must not be kept past the request.
+func ExchangeFrom(r *http.Request) *Exchange {
+	if rec := recordFrom(r); rec != nil {
+		return &rec.x
+	}
+	return nil
+}
+
 // AddLogAttrs adds attributes to the access-log line of the request r is part
 // of, for platform adapters (inside Handler.WithAdapter) and access control.
 // It does nothing for a request outside the proxy's handler.
 func AddLogAttrs(r *http.Request, attrs ...slog.Attr) {
-	if rec := recordFrom(r); rec != nil {
-		rec.attrs = append(rec.attrs, attrs...)
+	if x := ExchangeFrom(r); x != nil {
+		x.Attrs = append(x.Attrs, attrs...)
 	}
 }
 
@@ -85,19 +136,19 @@ func (rec *record) WriteHeader(code int) {
 		return
 	}
 	rec.restoreOwnHeaders()
-	if rec.status == 0 && code >= 200 {
-		rec.status = code
-		rec.firstByte = time.Since(rec.start)
+	if rec.x.Status == 0 && code >= 200 {
+		rec.x.Status = code
+		rec.x.TTFB = time.Since(rec.x.Start)
 	}
 	rec.limits.armWrite()
 	rec.ResponseWriter.WriteHeader(code)
 }
 
 func (rec *record) Write(b []byte) (int, error) {
-	if rec.status == 0 {
+	if rec.x.Status == 0 {
 		rec.restoreOwnHeaders()
-		rec.status = http.StatusOK
-		rec.firstByte = time.Since(rec.start)
+		rec.x.Status = http.StatusOK
+		rec.x.TTFB = time.Since(rec.x.Start)
 	}
 	rec.limits.armWrite()
 	n, err := rec.ResponseWriter.Write(b)
@@ -124,8 +175,8 @@ func (rec *record) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return conn, brw, err
 	}
-	rec.status = http.StatusSwitchingProtocols
-	rec.firstByte = time.Since(rec.start)
+	rec.x.Status = http.StatusSwitchingProtocols
+	rec.x.TTFB = time.Since(rec.x.Start)
 	// The reverse proxy copies the upgraded stream through this conn, so
 	// the access log counts WebSocket traffic too.
 	return &countingConn{Conn: conn, rec: rec, in: &rec.bytesIn, out: &rec.bytesOut}, brw, nil
@@ -155,71 +206,83 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// finish writes the access-log line. It runs deferred, so it also sees the
-// http.ErrAbortHandler panic with which the reverse proxy aborts a response
-// whose upstream failed mid-body; it logs and re-panics so that the server
-// cuts the connection and the client sees an incomplete response, never a
-// clean end.
-func (rec *record) finish(logger *slog.Logger) {
+// finish completes the Exchange and hands it to observe. It runs deferred,
+// so it also sees the http.ErrAbortHandler panic with which the reverse
+// proxy aborts a response whose upstream failed mid-body; it re-panics so
+// that the server cuts the connection and the client sees an incomplete
+// response, never a clean end.
+func (rec *record) finish(observe func(*Exchange)) {
 	p := recover()
-	aborted := p == http.ErrAbortHandler
-	status := rec.status
-	cut := rec.cutBy(aborted)
-	if cut == cutByClient {
-		status = StatusClientClosedRequest
+	x := &rec.x
+	x.Aborted = p == http.ErrAbortHandler
+	switch rec.cutBy(x.Aborted) {
+	case cutByClient:
+		x.Status = StatusClientClosedRequest
+	case cutByShutdown:
+		x.Cut = "shutdown"
+	case cutBySendTimeout:
+		x.Cut = "send_timeout"
 	}
-	level := slog.LevelInfo
-	if (aborted || status >= 500) && cut != cutBySendTimeout {
-		level = slog.LevelWarn
+	if rec.req != nil {
+		x.Method = rec.req.Method
+		// The path without its query: queries can carry keys
+		// (?key=... for some vendors) and are never logged.
+		x.Path = rec.req.URL.Path
 	}
-	if !rec.quiet && logger.Enabled(context.Background(), level) {
-		attrs := make([]slog.Attr, 0, 12+len(rec.attrs))
-		attrs = append(attrs,
-			slog.String("method", rec.method()),
-			slog.String("path", rec.path()),
-			slog.Int("status", status),
-			slog.Duration("duration", time.Since(rec.start)),
-			slog.Duration("ttfb", rec.firstByte),
-			slog.Int64("bytes_in", rec.bytesIn.Load()),
-			slog.Int64("bytes_out", rec.bytesOut.Load()),
-		)
-		if id := rec.Header().Get("X-Request-Id"); id != "" {
-			attrs = append(attrs, slog.String("upstream_request_id", id))
-		}
-		if aborted && status != StatusClientClosedRequest {
-			attrs = append(attrs, slog.Bool("aborted", true))
-		}
-		switch cut {
-		case cutByShutdown:
-			attrs = append(attrs, slog.String("cut", "shutdown"))
-		case cutBySendTimeout:
-			attrs = append(attrs, slog.String("cut", "send_timeout"))
-		}
-		if rec.err != nil {
-			attrs = append(attrs, slog.String("error", safeError(rec.err)))
-		}
-		attrs = append(attrs, rec.attrs...)
-		logger.LogAttrs(context.Background(), level, "request", attrs...)
+	x.Duration = time.Since(x.Start)
+	x.BytesIn, x.BytesOut = rec.bytesIn.Load(), rec.bytesOut.Load()
+	x.UpstreamRequestID = rec.Header().Get("X-Request-Id")
+	if !rec.quiet {
+		observe(x)
 	}
 	if p != nil {
 		panic(p)
 	}
 }
 
-func (rec *record) method() string {
-	if rec.req == nil {
-		return ""
+// logExchange writes the access-log line of x. A client that stopped
+// reading is its own fault, not the upstream's: no warning for it.
+func logExchange(logger *slog.Logger, x *Exchange) {
+	level := slog.LevelInfo
+	if (x.Aborted || x.Status >= 500) && x.Cut != "send_timeout" {
+		level = slog.LevelWarn
 	}
-	return rec.req.Method
-}
-
-// path is the request path without its query: queries can carry keys
-// (?key=... for some vendors) and are never logged.
-func (rec *record) path() string {
-	if rec.req == nil {
-		return ""
+	if !logger.Enabled(context.Background(), level) {
+		return
 	}
-	return rec.req.URL.Path
+	attrs := make([]slog.Attr, 0, 14+len(x.Attrs))
+	attrs = append(attrs,
+		slog.String("method", x.Method),
+		slog.String("path", x.Path),
+	)
+	// A request a platform adapter answered itself reached no route.
+	if x.Route != "" {
+		attrs = append(attrs, slog.String("route", x.Route))
+	}
+	attrs = append(attrs,
+		slog.Int("status", x.Status),
+		slog.Duration("duration", x.Duration),
+		slog.Duration("ttfb", x.TTFB),
+		slog.Int64("bytes_in", x.BytesIn),
+		slog.Int64("bytes_out", x.BytesOut),
+	)
+	if x.UpstreamRequestID != "" {
+		attrs = append(attrs, slog.String("upstream_request_id", x.UpstreamRequestID))
+	}
+	if x.Aborted && x.Status != StatusClientClosedRequest {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if x.Cut != "" {
+		attrs = append(attrs, slog.String("cut", x.Cut))
+	}
+	if x.Err != nil {
+		attrs = append(attrs, slog.String("error", safeError(x.Err)))
+	}
+	if x.Caller != "" {
+		attrs = append(attrs, slog.String("caller", x.Caller))
+	}
+	attrs = append(attrs, x.Attrs...)
+	logger.LogAttrs(context.Background(), level, "request", attrs...)
 }
 
 // safeError returns err's text without any URL it wraps (a URL's query can
@@ -258,7 +321,7 @@ func (rec *record) cutBy(aborted bool) int {
 		return cutByShutdown
 	case rec.clientGone:
 		return cutByClient
-	case ctx.Err() != nil && errors.Is(cause, context.Canceled) && (rec.status == 0 || aborted):
+	case ctx.Err() != nil && errors.Is(cause, context.Canceled) && (rec.x.Status == 0 || aborted):
 		return cutByClient
 	}
 	return cutByNobody

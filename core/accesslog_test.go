@@ -89,7 +89,7 @@ func TestAccessLog_adapterFields(t *testing.T) {
 	if len(lines) != 2 {
 		t.Fatalf("request lines %q; want 2 (none for the health route)", lines)
 	}
-	for i, want := range []string{"path=/v1/models status=200", "path=/platform-only status=202"} {
+	for i, want := range []string{"path=/v1/models route=default status=200", "path=/platform-only status=202"} {
 		if !strings.Contains(lines[i], want) || !strings.Contains(lines[i], "platform_request_id=req-42") {
 			t.Errorf("line %q; want %s with the adapter's platform_request_id=req-42", lines[i], want)
 		}

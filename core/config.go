@@ -70,6 +70,9 @@ type Config struct {
 	// AllowCIDRs are the client networks allowed (OXY_ALLOW_CIDRS); none
 	// allows every address.
 	AllowCIDRs []netip.Prefix
+	// Routes are the upstreams of OXY_ROUTES, in the order given, each
+	// mounted at /Name; every other path goes to Target (DefaultRoute).
+	Routes []Route
 
 	// StreamUsage adds stream_options.include_usage to streamed chat
 	// completion requests that lack it (OXY_STREAM_USAGE), so that their
@@ -116,6 +119,8 @@ var Settings = []Setting{
 	{Name: "OXY_AUTH_KEYS", Default: "", Usage: "comma-separated proxy keys clients must send (name:key names the caller in the log); needs OXY_UPSTREAM_API_KEY", Secret: true},
 	{Name: "OXY_UPSTREAM_API_KEY", Default: "", Usage: "the real API key, sent upstream in place of the client's key", Secret: true},
 	{Name: "OXY_UPSTREAM_API_KEY_HEADER", Default: "", Usage: "header for the real key (default: api-key for Azure OpenAI hosts, else Authorization: Bearer)"},
+	{Name: "OXY_ROUTES", Default: "", Usage: "comma-separated routes, each served at /NAME: a preset (" + strings.Join(presetNames(), ", ") + ") or NAME=URL"},
+	{Name: "OXY_UPSTREAM_API_KEY_<NAME>", Default: "", Usage: "the real API key of route NAME (upper-cased, - as _), sent in that vendor's way", Secret: true},
 	{Name: "OXY_CORS_ORIGINS", Default: "", Usage: "comma-separated browser origins allowed, or * (empty: CORS off, the upstream's headers pass)"},
 	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
 	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
@@ -199,11 +204,28 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 		}
 		c.Extra[s.Name] = v
 	}
-	p.unknown(opts.Environ, settings)
+	p.unknown(opts.Environ, settings, p.orphanRouteKeys(opts.Environ, &c))
 	if len(p.problems) > 0 {
 		return Config{}, &ConfigError{Problems: p.problems}
 	}
 	return c, nil
+}
+
+// DefaultRoute returns the route of OXY_TARGET and OXY_UPSTREAM_API_KEY,
+// which serves every path that no entry of Routes claims.
+func (c Config) DefaultRoute() Route {
+	r := Route{Name: DefaultRouteName, Target: c.Target, Key: c.UpstreamAPIKey, KeySetting: "OXY_UPSTREAM_API_KEY"}
+	if c.UpstreamAPIKeyHeader != "" {
+		r.Credential = credentialForHeader(c.UpstreamAPIKeyHeader)
+	} else {
+		r.Credential = defaultCredential(c.Target)
+	}
+	return r
+}
+
+// AllRoutes returns the default route followed by Routes.
+func (c Config) AllRoutes() []Route {
+	return append([]Route{c.DefaultRoute()}, c.Routes...)
 }
 
 // ConfigError lists every invalid setting found by FromEnv.
@@ -430,7 +452,7 @@ func (p *parser) oneOf(name string, allowed ...string) string {
 
 // unknown reports OXY_ variables in environ that no setting declares, with the
 // closest known name as a hint.
-func (p *parser) unknown(environ []string, settings []Setting) {
+func (p *parser) unknown(environ []string, settings []Setting, judged map[string]bool) {
 	known := map[string]bool{}
 	for _, s := range settings {
 		known[s.Name] = true
@@ -438,7 +460,7 @@ func (p *parser) unknown(environ []string, settings []Setting) {
 	var names []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(strings.ToUpper(name), "OXY_") && !known[name] {
+		if strings.HasPrefix(strings.ToUpper(name), "OXY_") && !known[name] && !judged[name] {
 			names = append(names, name)
 		}
 	}
@@ -457,13 +479,23 @@ func (p *parser) unknown(environ []string, settings []Setting) {
 
 // closest returns the known name nearest to name by edit distance, if near enough.
 func closest(name string, settings []Setting) string {
+	names := make([]string, len(settings))
+	for i, s := range settings {
+		names[i] = s.Name
+	}
+	return closestOf(strings.ToUpper(name), names, 4)
+}
+
+// closestOf returns the candidate nearest to name by edit distance, if it is
+// at most maxDist (or a third of name's length) away.
+func closestOf(name string, candidates []string, maxDist int) string {
 	best, bestDist := "", 1<<30
-	for _, s := range settings {
-		if d := editDistance(strings.ToUpper(name), s.Name); d < bestDist {
-			best, bestDist = s.Name, d
+	for _, c := range candidates {
+		if d := editDistance(name, c); d < bestDist {
+			best, bestDist = c, d
 		}
 	}
-	if bestDist <= 4 || bestDist <= len(name)/3 {
+	if bestDist <= maxDist || bestDist <= len(name)/3 {
 		return best
 	}
 	return ""

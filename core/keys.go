@@ -196,11 +196,11 @@ func (k *keyring) match(presented []string) (label string, ok bool) {
 }
 
 // presentedKeys returns the keys a client sent, wherever its SDK put them:
-// Authorization: Bearer, the credential headers, and the WebSocket key
-// subprotocol. Header names are matched case-insensitively, so header maps
+// Authorization: Bearer, the credential headers, the WebSocket key
+// subprotocol, and the key parameter of the raw query (Gemini's REST form). Header names are matched case-insensitively, so header maps
 // built by hand (serverless adapters) are read too. At most maxPresentedKeys
 // are returned.
-func presentedKeys(h http.Header) []string {
+func presentedKeys(h http.Header, rawQuery string) []string {
 	var keys []string
 	add := func(k string) {
 		if k = strings.TrimSpace(k); k != "" && len(keys) < maxPresentedKeys {
@@ -225,6 +225,7 @@ func presentedKeys(h http.Header) []string {
 			}
 		}
 	}
+	queryParamValues(rawQuery, keyQueryParam, maxPresentedKeys-len(keys), add)
 	return keys
 }
 
@@ -272,37 +273,6 @@ func withoutKeyProtocol(values []string) []string {
 		}
 	}
 	return out
-}
-
-// injector replaces the client's credentials with the real upstream key.
-type injector struct {
-	header string // canonical
-	value  Secret
-}
-
-func newInjector(c Config) *injector {
-	if c.UpstreamAPIKey == "" {
-		return nil
-	}
-	header := http.CanonicalHeaderKey(c.UpstreamAPIKeyHeader)
-	value := c.UpstreamAPIKey
-	if header == "Authorization" {
-		value = "Bearer " + value
-	}
-	return &injector{header: header, value: value}
-}
-
-// apply removes the client's credentials from the outbound headers h and sets
-// the real key, replacing any value the client sent in that header under any
-// spelling of its name.
-func (in *injector) apply(h http.Header) {
-	removeCredentials(h)
-	for name := range h {
-		if strings.EqualFold(name, in.header) {
-			delete(h, name)
-		}
-	}
-	h[in.header] = []string{in.value.Reveal()}
 }
 
 // keyHeaderForbidden are header names that cannot carry the upstream key:

@@ -279,7 +279,8 @@ func TestProxyKeys_notAKey(t *testing.T) {
 		{"Basic scheme", "/v1/models", acHeader("Authorization", "Basic "+testProxyKey)},
 		{"no scheme", "/v1/models", acHeader("Authorization", testProxyKey)},
 		{"empty Bearer", "/v1/models", acHeader("Authorization", "Bearer ")},
-		{"query string", "/v1/models?key=" + testProxyKey + "&api-key=" + testProxyKey, nil},
+		// Only a parameter named exactly key carries a key (Gemini's REST form).
+		{"other query parameters", "/v1/models?Key=" + testProxyKey + "&api-key=" + testProxyKey + "&x=key%3D" + testProxyKey, nil},
 		{"Proxy-Authorization", "/v1/models", acHeader("Proxy-Authorization", "Bearer "+testProxyKey)},
 		{"other subprotocol", "/v1/realtime", acHeader("Sec-WebSocket-Protocol", "realtime, "+testProxyKey)},
 	} {
@@ -490,36 +491,48 @@ func rawUpgrade(t *testing.T, addr, key string) (*http.Response, net.Conn, *bufi
 	return res, conn, br
 }
 
-// FuzzRemoveCredentials checks on arbitrary header values that once the
-// credentials are removed, no key can be read from the headers any more.
+// FuzzRemoveCredentials checks on arbitrary header values and queries that
+// once the client's credentials are removed, no key can be read from the
+// request any more, and the query keeps every other pair byte for byte.
 func FuzzRemoveCredentials(f *testing.F) {
-	f.Add("Bearer sk-1", "k", "realtime, openai-insecure-api-key.sk-2, x")
-	f.Add("bearer\tsk", "", "openai-insecure-api-key.,openai-insecure-api-key.a")
-	f.Add("", " ", ",,, openai-insecure-api-key.k ,")
-	f.Fuzz(func(t *testing.T, auth, apiKey, protocols string) {
+	f.Add("Bearer sk-1", "k", "realtime, openai-insecure-api-key.sk-2, x", "alt=sse&key=sk-3")
+	f.Add("bearer\tsk", "", "openai-insecure-api-key.,openai-insecure-api-key.a", "%6Bey=a&&key&b=%zz")
+	f.Add("", " ", ",,, openai-insecure-api-key.k ,", "a=1;key=2&k%65y=3+&key=")
+	f.Fuzz(func(t *testing.T, auth, apiKey, protocols, query string) {
 		h := http.Header{"authorization": {auth}, "Api-Key": {apiKey}, "sec-websocket-protocol": {protocols, protocols}}
-		removeCredentials(h)
-		if keys := presentedKeys(h); len(keys) != 0 {
-			t.Fatalf("after removal, keys %q remain in %v", keys, h)
+		out := &http.Request{Header: h, URL: &url.URL{RawQuery: query}}
+		removeClientCredentials(out)
+		if keys := presentedKeys(h, out.URL.RawQuery); len(keys) != 0 {
+			t.Fatalf("after removal, keys %q remain in %v ?%s", keys, h, out.URL.RawQuery)
 		}
 		for _, v := range h["sec-websocket-protocol"] {
 			if strings.TrimSpace(v) == "" {
 				t.Fatalf("empty Sec-WebSocket-Protocol value left: %q", h)
 			}
 		}
+		var kept []string
+		for _, pair := range strings.Split(query, "&") {
+			if k, _, _ := strings.Cut(pair, "="); !queryNameIs(k, keyQueryParam) {
+				kept = append(kept, pair)
+			}
+		}
+		if want := strings.Join(kept, "&"); out.URL.RawQuery != want {
+			t.Fatalf("query %q became %q; want %q", query, out.URL.RawQuery, want)
+		}
 	})
 }
 
-// TestInjector_replacesEverySpelling: a header map built by hand (serverless
-// adapters) may hold the client's value under a lower-case name; only the
-// real key may remain.
-func TestInjector_replacesEverySpelling(t *testing.T) {
-	in := newInjector(Config{UpstreamAPIKey: testRealKey, UpstreamAPIKeyHeader: "x-custom-key"})
-	h := http.Header{"x-custom-key": {"client"}, "X-CUSTOM-KEY": {"client"}, "authorization": {"Bearer " + testProxyKey},
-		"sec-websocket-protocol": {"openai-insecure-api-key." + testProxyKey + ", realtime"}}
-	in.apply(h)
+// TestCredentialApply_replacesEverySpelling: a header map built by hand
+// (serverless adapters) may hold the client's value under a lower-case name;
+// only the real key may remain.
+func TestCredentialApply_replacesEverySpelling(t *testing.T) {
+	out := &http.Request{URL: &url.URL{RawQuery: "a=1&key=" + testProxyKey}, Header: http.Header{
+		"x-custom-key": {"client"}, "X-CUSTOM-KEY": {"client"}, "authorization": {"Bearer " + testProxyKey},
+		"sec-websocket-protocol": {"openai-insecure-api-key." + testProxyKey + ", realtime"}}}
+	removeClientCredentials(out)
+	credentialForHeader("x-custom-key").Apply(out, testRealKey)
 	want := http.Header{"X-Custom-Key": {testRealKey}, "sec-websocket-protocol": {"realtime"}}
-	if !reflect.DeepEqual(h, want) {
-		t.Errorf("headers = %q; want %q", h, want)
+	if !reflect.DeepEqual(out.Header, want) || out.URL.RawQuery != "a=1" {
+		t.Errorf("headers = %q, query %q; want %q, a=1", out.Header, out.URL.RawQuery, want)
 	}
 }

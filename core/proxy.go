@@ -47,17 +47,18 @@ func NewTransport(c Config) *http.Transport {
 const transportBufferSize = 1 << 10
 
 // Handler is the proxy: an http.Handler that forwards every request to the
-// target and logs one access-log line per request.
+// upstream its path selects (see Router) and logs one access-log line per request.
 type Handler struct {
 	cfg    Config
-	proxy  *httputil.ReverseProxy
+	router *Router
 	policy HeaderPolicy
 	logger *slog.Logger
 	access *accessControl
 }
 
 // New returns the proxy handler for c. transport may be nil, in which case
-// NewTransport(c) is used; tests and embedders pass their own.
+// NewTransport(c) is used; tests and embedders pass their own. Every route's
+// reverse proxy shares it (one connection pool).
 func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 	if transport == nil {
 		transport = NewTransport(c)
@@ -67,20 +68,24 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 	}
 	h := &Handler{cfg: c, policy: NewHeaderPolicy(c), logger: logger}
 	h.access = newAccessControl(c)
-	h.proxy = &httputil.ReverseProxy{
-		Rewrite:   h.rewrite,
-		Transport: transport,
-		ModifyResponse: func(res *http.Response) error {
-			h.cleanUpstreamHeader(res.Header)
-			return nil
-		},
-		ErrorHandler: h.handleError,
-		// The standard library already flushes text/event-stream and
-		// unknown-length bodies at once; every other body is copied as it
-		// arrives, flushed when the copy buffer fills or the body ends.
-		ErrorLog:   slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
-		BufferPool: copyBuffers,
+	modify := func(res *http.Response) error {
+		h.cleanUpstreamHeader(res.Header)
+		return nil
 	}
+	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	h.router = NewRouter(c.AllRoutes(), func(u *Upstream) *httputil.ReverseProxy {
+		return &httputil.ReverseProxy{
+			Rewrite:        func(pr *httputil.ProxyRequest) { h.rewrite(u, pr) },
+			Transport:      transport,
+			ModifyResponse: modify,
+			ErrorHandler:   h.handleError,
+			// The standard library already flushes text/event-stream and
+			// unknown-length bodies at once; every other body is copied as
+			// it arrives, flushed when the copy buffer fills or the body ends.
+			ErrorLog:   errorLog,
+			BufferPool: copyBuffers,
+		}
+	})
 	return h
 }
 
@@ -94,8 +99,8 @@ func (h *Handler) cleanUpstreamHeader(header http.Header) {
 	}
 }
 
-// ServeHTTP proxies r to the target, after the access checks (health route,
-// IP allow-list, CORS preflight, proxy key; see access.go), and logs one
+// ServeHTTP proxies r to the upstream of its route, after the access checks
+// (health route, IP allow-list, CORS preflight, proxy key; see access.go), and logs one
 // access-log line. Inside WithAdapter, the record WithAdapter opened is used.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rec := recordFrom(r); rec != nil {
@@ -106,7 +111,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The server's last bytes (the end of a chunked body) are written after
 	// the handler returns: bound them too.
 	defer rec.limits.armWrite()
-	defer rec.finish(h.logger)
+	defer rec.finish(h.observe)
 	h.serve(rec, r, rec)
 }
 
@@ -119,7 +124,7 @@ func (h *Handler) WithAdapter(adapter http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec, r := h.open(w, r)
 		defer rec.limits.armWrite()
-		defer rec.finish(h.logger)
+		defer rec.finish(h.observe)
 		adapter.ServeHTTP(rec, r)
 	})
 }
@@ -152,28 +157,44 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 		r = r.WithContext(ctx)
 		rec.req = r
 	}
+	// The route is chosen on the path as the adapter left it (after a
+	// platform prefix is stripped), once.
+	rec.up, rec.path, rec.setPath = h.router.Route(r)
+	rec.x.Route = rec.up.Name
 	h.access.decorate(w, r)
-	if screen(w, r) || h.access.reject(w, r) {
+	if screen(w, r, rec.path) || h.access.reject(w, r) {
 		return
 	}
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
-	h.proxy.ServeHTTP(w, r)
+	rec.up.proxy.ServeHTTP(w, r)
 }
 
-// rewrite sends the request to the target, whatever the client's Host header
+// observe is where every observer reads a finished request's Exchange.
+func (h *Handler) observe(x *Exchange) {
+	logExchange(h.logger, x)
+}
+
+// rewrite sends the request to u's target, whatever the client's Host header
 // or absolute-form request URI said, so the proxy is never an open relay.
-func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
-	pr.SetURL(h.cfg.Target)
+func (h *Handler) rewrite(u *Upstream, pr *httputil.ProxyRequest) {
+	pr.SetURL(u.Target)
 	// SetURL re-derives the path from the decoded form; forward the client's
-	// bytes instead, so %2F, lower-case escapes and raw UTF-8 arrive unchanged.
-	if p, ok := rawPath(pr.In); ok {
-		setRawPath(pr.Out.URL, h.cfg.Target.EscapedPath()+p)
+	// bytes instead (less the route prefix), so %2F, lower-case escapes and
+	// raw UTF-8 arrive unchanged.
+	if rec := recordFrom(pr.In); rec != nil && rec.setPath {
+		setRawPath(pr.Out.URL, u.Target.EscapedPath()+rec.path)
 	}
 	// ReverseProxy re-encodes queries it finds ambiguous (";"); the upstream
 	// should get the client's query byte for byte: the proxy never parses it.
-	pr.Out.URL.RawQuery = joinQuery(h.cfg.Target.RawQuery, pr.In.URL.RawQuery)
+	pr.Out.URL.RawQuery = joinQuery(u.Target.RawQuery, pr.In.URL.RawQuery)
 	h.policy.CleanRequest(pr.Out.Header)
-	h.access.forward(pr.Out.Header)
+	// With a real key, every credential the client sent is removed and the
+	// route's key put in the vendor's way. This runs after the header
+	// policy, so a platform's strip rules never remove the injected key.
+	if u.Key != "" {
+		removeClientCredentials(pr.Out)
+		u.Credential.Apply(pr.Out, u.Key)
+	}
 	if h.cfg.StreamUsage {
 		addStreamUsage(pr.Out)
 	}
@@ -233,7 +254,7 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 		e, clientGone = classify(r, err)
 	}
 	if rec != nil {
-		rec.err = err
+		rec.x.Err = err
 	}
 	if clientGone {
 		if rec != nil {

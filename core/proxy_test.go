@@ -469,9 +469,12 @@ func TestBufferPool_handsOutFullBuffers(t *testing.T) {
 }
 
 func TestProxy_usesABufferPool(t *testing.T) {
-	h := New(Config{Target: mustParse(t, "http://127.0.0.1:1")}, nil, nil)
-	if h.proxy.BufferPool == nil {
-		t.Error("ReverseProxy.BufferPool = nil; want copy buffers recycled, not allocated per response")
+	h := New(Config{Target: mustParse(t, "http://127.0.0.1:1"),
+		Routes: []Route{{Name: "r", Target: mustParse(t, "http://127.0.0.1:2")}}}, nil, nil)
+	for _, u := range append([]*Upstream{h.router.def}, h.router.named["r"]) {
+		if u.proxy.BufferPool == nil {
+			t.Errorf("route %s: ReverseProxy.BufferPool = nil; want copy buffers recycled, not allocated per response", u.Name)
+		}
 	}
 }
 

@@ -30,11 +30,13 @@ var refusedMethods = []string{http.MethodTrace, http.MethodConnect, "PRI"}
 const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 
 // screen refuses r when it is not an API request the proxy forwards, writing
-// the answer and reporting whether it did. It also marks the connection to be
-// closed after a request whose framing a front end could read differently.
-func screen(w http.ResponseWriter, r *http.Request) bool {
+// the answer and reporting whether it did. p is the escaped path that will
+// be appended to the upstream's base path: the client's, less the route
+// prefix (Router.Route), so dot segments are judged per route. It also marks
+// the connection to be closed after a request whose framing a front end
+// could read differently.
+func screen(w http.ResponseWriter, r *http.Request, p string) bool {
 	closeAfterAmbiguousFraming(w, r)
-	p := forwardedPath(r)
 	var e *APIError
 	switch {
 	case isRefusedMethod(r.Method):
@@ -94,16 +96,6 @@ func closeAfterAmbiguousFraming(w http.ResponseWriter, r *http.Request) {
 	if chunked || http10KeepAlive {
 		w.Header().Set("Connection", "close")
 	}
-}
-
-// forwardedPath is the escaped path that will be appended to the target's
-// base path: the client's bytes for an origin-form target, the parsed path
-// otherwise (see rewrite).
-func forwardedPath(r *http.Request) string {
-	if p, ok := rawPath(r); ok {
-		return p
-	}
-	return r.URL.EscapedPath()
 }
 
 // leavesBasePath reports whether p, an escaped path that will be appended to
