@@ -31,7 +31,7 @@ var presets = []preset{
 	{"groq", "https://api.groq.com/openai", bearerCredential},
 	// https://docs.mistral.ai/api/
 	{"mistral", "https://api.mistral.ai", bearerCredential},
-	// https://openrouter.ai/docs/api-reference/authentication
+	// https://openrouter.ai/docs (the API example on each model page)
 	{"openrouter", "https://openrouter.ai/api", bearerCredential},
 }
 
