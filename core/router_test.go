@@ -308,3 +308,32 @@ func TestProxyKeys_guardEveryRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestRouter_dotSegmentsJudgedPerRoute: a route's base path is as safe as
+// OXY_TARGET's. Dot segments are judged on the path left after the route
+// prefix, so /openai/../x (which would climb out of the route's base path
+// once resolved) is refused, while dots that stay inside pass byte for byte.
+func TestRouter_dotSegmentsJudgedPerRoute(t *testing.T) {
+	got := routeUpstreams(t, "default", "openai")
+	def := startRouteUpstream(t, got["default"])
+	oai := startRouteUpstream(t, got["openai"])
+	p := newTestProxyTo(t, def, def.URL+"/prefix", map[string]string{"OXY_ROUTES": "openai=" + oai.URL + "/base"})
+	for _, target := range []string{"/openai/../admin", "/openai/%2e%2e/admin", "/openai/v1/../../admin", "/openai/..", "/openai/.%2E/x"} {
+		res := rawRequest(t, p.URL, "GET "+target+" HTTP/1.1\r\nHost: proxy.example\r\n\r\n")
+		res.Body.Close()
+		if res.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s: %d; want 400", target, res.StatusCode)
+		}
+		onlyOne(t, got, "none", target)
+	}
+	for _, tc := range []struct{ target, route, want string }{
+		{"/openai/v1/x/../models", "openai", "/base/v1/x/../models"},
+		{"/v1/../openai/x", "default", "/prefix/v1/../openai/x"},
+	} {
+		res := rawRequest(t, p.URL, "GET "+tc.target+" HTTP/1.1\r\nHost: proxy.example\r\n\r\n")
+		res.Body.Close()
+		if s := onlyOne(t, got, tc.route, tc.target); s.RequestURI != tc.want {
+			t.Errorf("GET %s: %s got %q; want %q", tc.target, tc.route, s.RequestURI, tc.want)
+		}
+	}
+}

@@ -144,13 +144,11 @@ func (p *parser) routes(c *Config) {
 	}
 }
 
-// routeEntryShown is an OXY_ROUTES entry as a message may print it: a URL
-// with credentials or a query (refused anyway) is cut to its name, so that a
-// secret pasted into the setting is never echoed.
+// routeEntryShown is an OXY_ROUTES entry as a message may print it: the URL
+// goes through redactURL, so that a secret pasted into it is never echoed.
 func routeEntryShown(entry string) string {
-	rname, rawURL, ok := strings.Cut(entry, "=")
-	if ok && strings.ContainsAny(rawURL, "@?#") {
-		return rname + "=..."
+	if rname, rawURL, ok := strings.Cut(entry, "="); ok {
+		return rname + "=" + redactURL(rawURL)
 	}
 	return entry
 }

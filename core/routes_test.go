@@ -94,7 +94,7 @@ func TestFromEnv_routesInvalid(t *testing.T) {
 	env := map[string]string{
 		"OXY_ROUTES": "anthropc, Open_AI, openai, openai=https://x.example, v1, v1beta=https://x.example, healthz, " +
 			"default, header, nohost=https://, noscheme=api.example.com, ftp=ftp://x.example, " +
-			"creds=https://user:" + secret + "@x.example, gemini",
+			"creds=https://user:" + secret + "@x.example, query=https://x.example/?key=" + secret + ", gemini",
 		"OXY_UPSTREAM_API_KEY_GEMNI":  secret,
 		"OXY_UPSTREAM_API_KEY_NOPE":   secret,
 		"OXY_UPSTREAM_API_KEY_GEMINI": secret + " with space",
@@ -118,7 +118,8 @@ func TestFromEnv_routesInvalid(t *testing.T) {
 		`OXY_ROUTES entry "nohost=https://": missing host, want https://host`,
 		`OXY_ROUTES entry "noscheme=api.example.com": missing scheme, want https://host`,
 		`OXY_ROUTES entry "ftp=ftp://x.example": scheme "ftp" not supported`,
-		`OXY_ROUTES entry "creds=...": credentials in the URL are not supported`,
+		`OXY_ROUTES entry "creds=https://[redacted]@x.example": credentials in the URL are not supported`,
+		`OXY_ROUTES entry "query=https://x.example/?key=[redacted]": query or fragment not supported`,
 		"OXY_UPSTREAM_API_KEY_GEMNI: set, but OXY_ROUTES has no route gemni, did you mean OXY_UPSTREAM_API_KEY_GEMINI (route gemini)?",
 		"OXY_UPSTREAM_API_KEY_NOPE: set, but OXY_ROUTES has no route nope; add nope to OXY_ROUTES or remove the variable",
 		"OXY_UPSTREAM_API_KEY_GEMINI: must be printable ASCII without spaces",
