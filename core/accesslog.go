@@ -69,8 +69,10 @@ type record struct {
 	path    string
 	setPath bool
 
-	// Idle limits on the client (deadlines.go).
-	limits idleLimits
+	// Idle limits on the client (deadlines.go); sendDeadline is the write
+	// deadline armSend last set, zero for none.
+	limits       idleLimits
+	sendDeadline time.Time
 
 	// The proxy's own response headers and the upstream header policy,
 	// for 1xx responses (informational.go).
@@ -140,7 +142,7 @@ func (rec *record) WriteHeader(code int) {
 		rec.x.Status = code
 		rec.x.TTFB = time.Since(rec.x.Start)
 	}
-	rec.limits.armWrite()
+	rec.armSend()
 	rec.ResponseWriter.WriteHeader(code)
 }
 
@@ -150,7 +152,7 @@ func (rec *record) Write(b []byte) (int, error) {
 		rec.x.Status = http.StatusOK
 		rec.x.TTFB = time.Since(rec.x.Start)
 	}
-	rec.limits.armWrite()
+	rec.armSend()
 	n, err := rec.ResponseWriter.Write(b)
 	rec.bytesOut.Add(int64(n))
 	rec.noteWriteError(err)
@@ -160,7 +162,7 @@ func (rec *record) Write(b []byte) (int, error) {
 // FlushError flushes to the client under the send limit, for
 // http.ResponseController (the reverse proxy flushes streams through it).
 func (rec *record) FlushError() error {
-	rec.limits.armWrite()
+	rec.armSend()
 	err := rec.limits.rc.Flush()
 	rec.noteWriteError(err)
 	return err

@@ -242,3 +242,49 @@ func TestProxy_shutdownCutIsTheProxysOwnAbort(t *testing.T) {
 		}
 	}
 }
+
+// deadlineWriter is a ResponseWriter that records the write deadlines set
+// on it through http.ResponseController.
+type deadlineWriter struct {
+	*httptest.ResponseRecorder
+	sets []time.Time
+}
+
+func (w *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	w.sets = append(w.sets, t)
+	return nil
+}
+
+func (w *deadlineWriter) FlushError() error { w.Flush(); return nil }
+
+// TestIdleLimits_streamSetsTheSendDeadlineSeldom: a stream's writes and
+// flushes do not set the connection's deadline each time (a runtime timer
+// update per event), yet every write starts with at least OXY_SEND_TIMEOUT
+// ahead of it, and at most an eighth more.
+func TestIdleLimits_streamSetsTheSendDeadlineSeldom(t *testing.T) {
+	const send = 80 * time.Millisecond
+	w := &deadlineWriter{ResponseRecorder: httptest.NewRecorder()}
+	rc := http.NewResponseController(w)
+	rec := startRecord(w, newIdleLimits(rc, Config{SendTimeout: send}))
+	w.sets = nil // newIdleLimits clears the previous request's deadline
+	writes := 0
+	for start := time.Now(); time.Since(start) < 400*time.Millisecond; writes++ {
+		now := time.Now()
+		if _, err := rec.Write([]byte("data: {}\n\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := http.NewResponseController(rec).Flush(); err != nil {
+			t.Fatal(err)
+		}
+		last := w.sets[len(w.sets)-1]
+		if ahead := last.Sub(now); ahead < send || ahead > send+send/8+20*time.Millisecond {
+			t.Fatalf("write %d: deadline %v ahead; want between %v and %v", writes, ahead, send, send+send/8)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	// One set per eighth of the limit (10ms): about 40 in 400ms, against
+	// two per write before.
+	if len(w.sets) > 60 || len(w.sets) >= writes {
+		t.Errorf("%d deadlines set for %d writes and flushes; want about one per 10ms", len(w.sets), writes)
+	}
+}

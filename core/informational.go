@@ -47,7 +47,7 @@ func (rec *record) writeInformational(code int) {
 	}
 	// RFC 9110 section 15.2: no 1xx to an HTTP/1.0 client.
 	if rec.req == nil || rec.req.ProtoAtLeast(1, 1) {
-		rec.limits.armWrite()
+		rec.armSend()
 		rec.ResponseWriter.WriteHeader(code)
 	}
 	clear(h)
