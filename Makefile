@@ -34,15 +34,17 @@ fmt: ## Format the code
 	gofmt -w $$(git ls-files '*.go')
 
 .PHONY: dist
-dist: ## Build every release archive and checksums into dist/: make dist VERSION=x.y.z
+dist: ## Build the release archives of .goreleaser.yaml into dist/: make dist VERSION=x.y.z [DIST_TARGETS=linux/amd64,...]
 	@test -n "$(filter command line environment,$(origin VERSION))" || { echo "usage: make dist VERSION=x.y.z" >&2; exit 2; }
 	rm -rf dist
-	VERSION=$(VERSION) DIST_DIR=dist scripts/dist.sh
+	VERSION=$(VERSION) DIST_DIR=dist $(GO) run ./scripts/dist
 
 GORELEASER ?= $(shell $(GO) env GOPATH)/bin/goreleaser
+# The snapshot skips the image, which needs docker buildx: RELEASE_SKIP=publish to build it too.
+RELEASE_SKIP ?= publish,docker
 
 .PHONY: release-check
 release-check: ## Check .goreleaser.yaml and build a snapshot release into dist/ (installs goreleaser v2.15.1)
 	test -x $(GORELEASER) || $(GO) install github.com/goreleaser/goreleaser/v2@v2.15.1
 	$(GORELEASER) check
-	$(GORELEASER) release --snapshot --clean --skip=publish
+	$(GORELEASER) release --snapshot --clean --skip=$(RELEASE_SKIP)

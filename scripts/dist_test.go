@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -16,45 +17,70 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 const version = "1.2.3-rc.1"
 
-// serverTargets are the os_arch suffixes of the server archives.
-var serverTargets = []string{
-	"linux_amd64", "linux_arm64", "linux_386", "linux_armv6", "linux_armv7",
-	"windows_amd64", "windows_arm64", "windows_386",
-	"darwin_amd64", "darwin_arm64",
-	"freebsd_amd64", "freebsd_arm64", "freebsd_386", "freebsd_armv6", "freebsd_armv7",
-	"openbsd_amd64", "openbsd_arm64",
+var (
+	distOnce sync.Once
+	distBin  string
+	distErr  error
+)
+
+// distBinary builds scripts/dist once per test run.
+func distBinary(t *testing.T) string {
+	t.Helper()
+	distOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "dist-bin-")
+		if err != nil {
+			distErr = err
+			return
+		}
+		distBin = filepath.Join(dir, "dist")
+		out, err := exec.Command("go", "build", "-o", distBin, "./dist").CombinedOutput()
+		if err != nil {
+			distErr = fmt.Errorf("building scripts/dist: %v\n%s", err, out)
+		}
+	})
+	if distErr != nil {
+		t.Fatal(distErr)
+	}
+	return distBin
 }
 
-// runDist runs scripts/dist.sh with env into a new directory and returns it.
-func runDist(t *testing.T, env ...string) (dir string, output string, err error) {
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if distBin != "" {
+		os.RemoveAll(filepath.Dir(distBin))
+	}
+	os.Exit(code)
+}
+
+// runDist runs scripts/dist in the repository root root with env, into a new
+// directory, and returns it.
+func runDist(t *testing.T, root string, env ...string) (dir string, output string, err error) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds release archives; skipped with -short")
 	}
-	for _, tool := range []string{"bash", "go", "zip", "tar"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("dist.sh needs %s: %v (Debian: apt-get install zip)", tool, err)
-		}
-	}
 	dir = t.TempDir()
-	cmd := exec.Command("bash", "scripts/dist.sh")
-	cmd.Dir = ".."
-	cmd.Env = append(os.Environ(), "DIST_DIR="+dir)
+	cmd := exec.Command(distBinary(t))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "DIST_DIR="+dir, "DIST_TARGETS=")
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return dir, string(out), err
 }
 
 func TestDist_linuxAMD64(t *testing.T) {
-	dir, out, err := runDist(t, "VERSION=v"+version, "DIST_TARGETS=linux/amd64")
+	dir, out, err := runDist(t, "..", "VERSION=v"+version, "DIST_TARGETS=linux/amd64")
 	if err != nil {
-		t.Fatalf("dist.sh: %v\n%s", err, out)
+		t.Fatalf("dist: %v\n%s", err, out)
 	}
 	want := []string{
 		"aliyun_fc_chatgpt_reverse_proxy_v" + version + "_linux_amd64.zip",
@@ -93,14 +119,70 @@ func TestDist_linuxAMD64(t *testing.T) {
 	server := readTarGz(t, filepath.Join(dir, serverName))
 	checkNames(t, serverName, server, "chatgpt_reverse_proxy", "LICENSE", "README.md")
 	checkBinary(t, "server", server["chatgpt_reverse_proxy"])
+	for _, f := range []string{"LICENSE", "README.md"} {
+		if server[f].mode.Perm() != 0o644 {
+			t.Errorf("%s: %s mode = %v; want 0644", serverName, f, server[f].mode.Perm())
+		}
+	}
+}
+
+// TestDist_reproducible: two runs on the same commit give the same archives,
+// byte for byte, and every file in them carries the commit's time, whatever
+// the files' times on disk.
+func TestDist_reproducible(t *testing.T) {
+	dir1, out, err := runDist(t, "..", "VERSION="+version, "DIST_TARGETS=linux/amd64")
+	if err != nil {
+		t.Fatalf("dist: %v\n%s", err, out)
+	}
+	// A checkout at another moment gives other file times.
+	readme := filepath.Join("..", "README.md")
+	st, err := os.Stat(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(readme, later, later); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chtimes(readme, st.ModTime(), st.ModTime()) })
+	dir2, out, err := runDist(t, "..", "VERSION="+version, "DIST_TARGETS=linux/amd64")
+	if err != nil {
+		t.Fatalf("dist: %v\n%s", err, out)
+	}
+	sums := "chatgpt_reverse_proxy_v" + version + "_checksums.txt"
+	a, _ := os.ReadFile(filepath.Join(dir1, sums))
+	b, _ := os.ReadFile(filepath.Join(dir2, sums))
+	if len(a) == 0 || !bytes.Equal(a, b) {
+		t.Errorf("two runs gave different archives:\n%s\n%s", a, b)
+	}
+	commit, err := exec.Command("git", "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, _ := strconv.ParseInt(strings.TrimSpace(string(commit)), 10, 64)
+	want := time.Unix(sec, 0)
+	for name, files := range readArchives(t, dir1) {
+		for f, info := range files {
+			if !info.mtime.Equal(want) {
+				t.Errorf("%s: %s has time %v; want the commit's %v", name, f, info.mtime, want.UTC())
+			}
+		}
+	}
 }
 
 func TestDist_rejectsBadVersion(t *testing.T) {
 	for _, v := range []string{"", "main", "1.2", "1.2.3; rm -rf /"} {
-		_, out, err := runDist(t, "VERSION="+v, "DIST_TARGETS=linux/amd64")
+		_, out, err := runDist(t, "..", "VERSION="+v, "DIST_TARGETS=linux/amd64")
 		if err == nil || !strings.Contains(out, "VERSION") {
 			t.Errorf("VERSION=%q: err = %v, output %q; want a failure naming VERSION", v, err, out)
 		}
+	}
+}
+
+func TestDist_rejectsUnknownTarget(t *testing.T) {
+	_, out, err := runDist(t, "..", "VERSION="+version, "DIST_TARGETS=plan9/amd64")
+	if err == nil || !strings.Contains(out, "DIST_TARGETS") {
+		t.Errorf("err = %v, output %q; want a failure naming DIST_TARGETS", err, out)
 	}
 }
 
@@ -110,12 +192,12 @@ func TestDist_fullMatrix(t *testing.T) {
 	if os.Getenv("DIST_FULL") != "1" {
 		t.Skip("set DIST_FULL=1 to build every release archive")
 	}
-	dir, out, err := runDist(t, "VERSION="+version, "DIST_TARGETS=")
+	dir, out, err := runDist(t, "..", "VERSION="+version)
 	if err != nil {
-		t.Fatalf("dist.sh: %v\n%s", err, out)
+		t.Fatalf("dist: %v\n%s", err, out)
 	}
 	var archives []string
-	for _, target := range serverTargets {
+	for _, target := range serverTargets(t) {
 		ext := ".tar.gz"
 		if strings.HasPrefix(target, "windows_") {
 			ext = ".zip"
@@ -139,8 +221,24 @@ func TestDist_fullMatrix(t *testing.T) {
 }
 
 type file struct {
-	mode fs.FileMode
-	data []byte
+	mode  fs.FileMode
+	mtime time.Time
+	data  []byte
+}
+
+// readArchives opens every zip and tar.gz in dir.
+func readArchives(t *testing.T, dir string) map[string]map[string]file {
+	t.Helper()
+	all := map[string]map[string]file{}
+	for _, name := range list(t, dir) {
+		switch {
+		case strings.HasSuffix(name, ".zip"):
+			all[name] = readZip(t, filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".tar.gz"):
+			all[name] = readTarGz(t, filepath.Join(dir, name))
+		}
+	}
+	return all
 }
 
 func list(t *testing.T, dir string) []string {
@@ -174,7 +272,7 @@ func readZip(t *testing.T, path string) map[string]file {
 		if err != nil {
 			t.Fatalf("%s: %s: %v", path, f.Name, err)
 		}
-		files[f.Name] = file{mode: f.Mode(), data: data}
+		files[f.Name] = file{mode: f.Mode(), mtime: f.Modified, data: data}
 	}
 	return files
 }
@@ -204,7 +302,7 @@ func readTarGz(t *testing.T, path string) map[string]file {
 		if err != nil {
 			t.Fatal(err)
 		}
-		files[h.Name] = file{mode: h.FileInfo().Mode(), data: data}
+		files[h.Name] = file{mode: h.FileInfo().Mode(), mtime: h.ModTime, data: data}
 	}
 }
 

@@ -1,3 +1,4 @@
-// Package scripts holds the release scripts (dist.sh); its tests run them and
-// open what they produce.
+// Package scripts holds the release and benchmark programs (dist, bench); its
+// tests run scripts/dist and goreleaser on the same commit and open what they
+// produce.
 package scripts
