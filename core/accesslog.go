@@ -90,6 +90,12 @@ type record struct {
 	// quiet marks a request answered without an access-log line (the
 	// health route); no observer sees it.
 	quiet bool
+	// ownBudgetHeaders is set when the proxy writes its own budget headers
+	// for this request, so the upstream's are dropped.
+	ownBudgetHeaders bool
+	// tokens are the request's metered tokens (input plus output), charged
+	// to its budget when it ends.
+	tokens int64
 }
 
 type recordKey struct{}

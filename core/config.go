@@ -78,6 +78,15 @@ type Config struct {
 	// completion requests that lack it (OXY_STREAM_USAGE), so that their
 	// usage can be metered.
 	StreamUsage bool
+	// Limits are the budgets of the proxy keys that have one, by the key's
+	// label (its name, or key#N), with OXY_LIMITS' "*" already resolved.
+	Limits map[string]Limits
+	// RedisURL, when set, moves the budgets' counters to Redis (OXY_REDIS_URL),
+	// shared by every instance. It can hold a password: it is a Secret.
+	RedisURL Secret
+	// LimitsFailClosed refuses requests with 503 while the limits' store
+	// cannot be reached (OXY_LIMITS_FAIL_CLOSED); off, they pass unlimited.
+	LimitsFailClosed bool
 
 	// Extra holds the validated values of the platform's own settings, by name.
 	Extra map[string]string
@@ -125,6 +134,9 @@ var Settings = []Setting{
 	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
 	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
 	{Name: "OXY_STREAM_USAGE", Default: "false", Usage: "add stream_options.include_usage to streamed chat completion requests that lack it, so their tokens are metered (clients get one more chunk)"},
+	{Name: "OXY_LIMITS", Default: "", Usage: "budgets per proxy-key name or *, e.g. alice=rpm:60/tpm:200000/concurrent:4/tpd:5000000, *=rpm:20; needs OXY_AUTH_KEYS"},
+	{Name: "OXY_REDIS_URL", Default: "", Usage: "redis://[:password@]host[:port][/db] or rediss://... to share the budgets' counters between instances (empty: in memory)", Secret: true},
+	{Name: "OXY_LIMITS_FAIL_CLOSED", Default: "false", Usage: "while Redis cannot be reached, refuse requests with 503 instead of serving them unlimited"},
 }
 
 // Defaults are a platform's presets: values used where the environment is silent,
@@ -189,6 +201,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.LogFormat = p.oneOf("OXY_LOG_FORMAT", "text", "json")
 	p.access(&c)
 	c.StreamUsage = p.boolean("OXY_STREAM_USAGE")
+	p.limits(&c)
 	c.Extra = map[string]string{}
 	for _, s := range opts.Defaults.Extra {
 		v := p.get(s.Name)
@@ -501,7 +514,11 @@ func closestOf(name string, candidates []string, maxDist int) string {
 	return ""
 }
 
+// editDistance is the optimal string alignment distance: insertions,
+// deletions, substitutions and swaps of two neighbours (the commonest typo,
+// "rmp" for "rpm") each cost 1.
 func editDistance(a, b string) int {
+	prev2 := make([]int, len(b)+1)
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {
@@ -515,8 +532,11 @@ func editDistance(a, b string) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
+		prev2, prev, cur = prev, cur, prev2
 	}
 	return prev[len(b)]
 }

@@ -37,7 +37,7 @@ var (
 // may read: request ids, rate limits and retry hints.
 var (
 	corsExposeHeaders  = []string{"x-request-id", "request-id", "retry-after", "retry-after-ms", "apim-request-id"}
-	corsExposePrefixes = []string{"x-ratelimit-", "openai-", "anthropic-ratelimit-"}
+	corsExposePrefixes = []string{"x-ratelimit-", "x-oxy-ratelimit-", "openai-", "anthropic-ratelimit-"}
 )
 
 // corsPolicy is the parsed OXY_CORS_ORIGINS.

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 )
 
@@ -165,13 +164,7 @@ func newKeyring(keys []ProxyKey) *keyring {
 	k := &keyring{}
 	for i, pk := range keys {
 		k.digests = append(k.digests, sha256.Sum256([]byte(pk.Key.Reveal())))
-		label := pk.Name
-		if label == "" {
-			// The position, not anything derived from the key: a hash
-			// prefix of a weak key could be reversed by guessing.
-			label = "key#" + strconv.Itoa(i+1)
-		}
-		k.labels = append(k.labels, label)
+		k.labels = append(k.labels, keyLabel(pk, i))
 	}
 	return k
 }

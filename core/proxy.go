@@ -49,17 +49,33 @@ const transportBufferSize = 1 << 10
 // Handler is the proxy: an http.Handler that forwards every request to the
 // upstream its path selects (see Router) and logs one access-log line per request.
 type Handler struct {
-	cfg    Config
-	router *Router
-	policy HeaderPolicy
-	logger *slog.Logger
-	access *accessControl
+	cfg     Config
+	router  *Router
+	policy  HeaderPolicy
+	logger  *slog.Logger
+	access  *accessControl
+	budgets *budgets
 }
+
+// Option changes what New builds.
+type Option func(*options)
+
+type options struct {
+	limiter Limiter
+}
+
+// WithLimiter keeps the budgets' counters (OXY_LIMITS) in l, such as a store
+// shared by every instance; without it they are kept in memory.
+func WithLimiter(l Limiter) Option { return func(o *options) { o.limiter = l } }
 
 // New returns the proxy handler for c. transport may be nil, in which case
 // NewTransport(c) is used; tests and embedders pass their own. Every route's
 // reverse proxy shares it (one connection pool).
-func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
+func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Option) *Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if transport == nil {
 		transport = NewTransport(c)
 	}
@@ -70,6 +86,9 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 	h.access = newAccessControl(c)
 	modify := func(res *http.Response) error {
 		h.cleanUpstreamHeader(res.Header)
+		if rec := recordFrom(res.Request); rec != nil && rec.ownBudgetHeaders {
+			dropUpstreamBudgetHeaders(res.Header)
+		}
 		return nil
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
@@ -86,6 +105,7 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper) *Handler {
 			BufferPool: copyBuffers,
 		}
 	})
+	h.budgets = newBudgets(c, o.limiter, logger)
 	return h
 }
 
@@ -132,13 +152,7 @@ func (h *Handler) WithAdapter(adapter http.Handler) http.Handler {
 // open starts the access-log record of r, with the idle limits on the
 // platform's writer w.
 func (h *Handler) open(w http.ResponseWriter, r *http.Request) (*record, *http.Request) {
-	// Without full duplex, net/http discards and closes the rest of a request
-	// body once the first response bytes are written (golang/go#15527), while
-	// the upstream may still be reading it: an upstream that answers early
-	// would get a cut body and the client an aborted stream. Writers that are
-	// not net/http's (serverless adapters) do not support it and need not.
 	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex()
 	rec := startRecord(w, newIdleLimits(rc, h.cfg))
 	return rec, rec.request(r)
 }
@@ -165,6 +179,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	if screen(w, r, rec.path) || h.access.reject(w, r) {
 		return
 	}
+	if h.budgets != nil {
+		t, ok := h.budgets.admit(w, r, rec.x.Caller)
+		if !ok {
+			return
+		}
+		rec.ownBudgetHeaders = t.budget.Caller != ""
+		// Deferred, so that a response the reverse proxy aborts still
+		// frees its slot and is charged.
+		defer func() { h.budgets.done(r, t, rec.tokens) }()
+	}
+	// Without full duplex, net/http discards and closes the rest of a request
+	// body once the first response bytes are written (golang/go#15527), while
+	// the upstream may still be reading it: an upstream that answers early
+	// would get a cut body and the client an aborted stream. Only a request
+	// that goes upstream needs it: in full duplex, net/http writes an answer
+	// the proxy makes itself (401, 403, 429...) before it drains the unread
+	// body, and the kept-alive connection was then often reset under the
+	// client's next request. Writers that are not net/http's (serverless
+	// adapters) do not support it and need not.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	rec.up.proxy.ServeHTTP(w, r)
 }
