@@ -20,7 +20,7 @@ type Server struct {
 	Addr string
 	port int
 	cmd  *exec.Cmd
-	t    *testing.T
+	t    testing.TB
 }
 
 // URL returns the server's redis:// URL with database db.
@@ -29,7 +29,7 @@ func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr
 // Start runs redis-server on a free port of 127.0.0.1 and waits until it
 // answers. It fails the test if redis-server is not installed (.ci/run
 // installs it). The server is stopped when the test ends.
-func Start(t *testing.T) *Server {
+func Start(t testing.TB) *Server {
 	t.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		t.Fatal("redis-server not found; install Debian's package: apt-get install -y redis-server")
@@ -137,7 +137,7 @@ func ping(addr string) error {
 	return nil
 }
 
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
