@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // budgetProxy is a proxy with OXY_LIMITS in front of up, on 127.0.0.1, with
@@ -22,11 +24,11 @@ func startBudgetProxy(t *testing.T, up *accessUpstream, env map[string]string, l
 	for k, v := range env {
 		full[k] = v
 	}
-	cfg, err := FromEnv(lookupMap(full), Options{Environ: environOf(full)})
+	cfg, err := FromEnv(testkit.Lookup(full), Options{Environ: testkit.Environ(full)})
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	p := &accessProxy{log: &acLogBuffer{}}
+	p := &accessProxy{log: &testkit.LogBuffer{}}
 	var opts []Option
 	if limiter != nil {
 		opts = append(opts, WithLimiter(limiter))
@@ -405,7 +407,7 @@ func TestBudgets_storeDownFailsClosed(t *testing.T) {
 func TestBudgets_offWithoutLimits(t *testing.T) {
 	up := newAccessUpstream(t, nil)
 	l := &failingLimiter{}
-	cfg, err := FromEnv(lookupMap(map[string]string{"OXY_TARGET": up.srv.URL}), Options{})
+	cfg, err := FromEnv(testkit.Lookup(map[string]string{"OXY_TARGET": up.srv.URL}), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

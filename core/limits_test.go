@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // limitsEnv is keyedEnv (alice:testProxyKey and the unnamed key#2) with OXY_LIMITS.
@@ -29,7 +31,7 @@ func TestFromEnv_limits(t *testing.T) {
 		{"*=tpd:100, alice=rpm:1", map[string]Limits{"alice": {RPM: 1}, "key#2": {TPD: 100}}},
 		{"", nil},
 	} {
-		c, err := FromEnv(lookupMap(limitsEnv(tc.limits)), Options{})
+		c, err := FromEnv(testkit.Lookup(limitsEnv(tc.limits)), Options{})
 		if err != nil {
 			t.Errorf("OXY_LIMITS=%q: %v", tc.limits, err)
 			continue
@@ -79,7 +81,7 @@ func TestFromEnv_limitsInvalid(t *testing.T) {
 		{"redis fragment", map[string]string{"OXY_REDIS_URL": "rediss://:hunter2#secret@host"}, "OXY_REDIS_URL: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := FromEnv(lookupMap(tc.env), Options{Environ: environOf(tc.env)})
+			_, err := FromEnv(testkit.Lookup(tc.env), Options{Environ: testkit.Environ(tc.env)})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v; want %q", err, tc.want)
 			}
@@ -98,7 +100,7 @@ func TestFromEnv_limitsEveryProblemAtOnce(t *testing.T) {
 	env := limitsEnv("alcie=rpm:1, key#2=rpm:0/tmp:5, *=concurrent:x")
 	env["OXY_REDIS_URL"] = "redis://:pw@host:6379/db"
 	env["OXY_PORT"] = "70000"
-	_, err := FromEnv(lookupMap(env), Options{Environ: environOf(env)})
+	_, err := FromEnv(testkit.Lookup(env), Options{Environ: testkit.Environ(env)})
 	if err == nil {
 		t.Fatal("no error")
 	}

@@ -123,6 +123,12 @@ func redact(msg, rawURL string) string {
 	return msg
 }
 
+// Addr names the Redis server and database, for logs (never the password).
+func (s *Store) Addr() string {
+	o := s.client.Options()
+	return o.Addr + "/" + strconv.Itoa(o.DB)
+}
+
 // Ping checks that Redis answers, for start-up logs and tests.
 func (s *Store) Ping(ctx context.Context) error { return s.client.Ping(ctx).Err() }
 

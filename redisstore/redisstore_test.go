@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core/limitertest"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore/redistest"
 )
 
@@ -136,8 +138,7 @@ func TestStore_countersExpire(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := 0
-		if _, err := fmtSscan(strings.TrimPrefix(reply, ":"), &n); err != nil || n <= 0 || n > max {
+		if n, err := strconv.Atoi(strings.TrimPrefix(reply, ":")); err != nil || n <= 0 || n > max {
 			t.Errorf("TTL %s = %q; want 1-%d seconds", key, reply, max)
 		}
 	}
@@ -186,7 +187,7 @@ func TestProxy_redisStoppedMidTest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			logs := &syncBuffer{}
+			logs := &testkit.LogBuffer{}
 			logger := slog.New(slog.NewTextHandler(logs, nil))
 			store := newStore(t, cfg.RedisURL.Reveal(), Options{})
 			proxy := httptest.NewServer(core.New(cfg, logger, nil, core.WithLimiter(store)))
@@ -244,4 +245,9 @@ func TestProxy_redisStoppedMidTest(t *testing.T) {
 			}
 		})
 	}
+}
+
+func minuteID(now time.Time) string {
+	id, _ := core.Window(core.LimitRPM, now)
+	return strconv.FormatInt(id, 10)
 }

@@ -78,6 +78,12 @@ func TestBinary_invalidSettings(t *testing.T) {
 			want: []string{"OXY_TARGTE", "did you mean OXY_TARGET"},
 		},
 		{
+			name: "bad budgets",
+			env: map[string]string{"OXY_AUTH_KEYS": "alice:pk-alice-0123456789abcdef", "OXY_UPSTREAM_API_KEY": "sk-real-0123456789abcdef",
+				"OXY_LIMITS": "alcie=rpm:60, *=tpd:lots"},
+			want: []string{`OXY_LIMITS: entry 1: "alcie" is not a proxy-key name, did you mean "alice"?`, "OXY_LIMITS: entry 2 (*): tpd:lots: want a whole number"},
+		},
+		{
 			name: "all reported together",
 			env:  map[string]string{"OXY_TARGET": "api.openai.com", "OXY_PORT": "70000", "OXY_TARGTE": "x"},
 			want: []string{`OXY_TARGET="api.openai.com": missing scheme`, `OXY_PORT="70000"`, "did you mean OXY_TARGET"},

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // Server is a redis-server process started for one test.
@@ -37,7 +39,7 @@ func Start(t testing.TB) *Server {
 	s := &Server{t: t}
 	var err error
 	for range 5 {
-		s.port = freePort(t)
+		s.port = testkit.FreePort(t)
 		if err = s.start(); err == nil {
 			t.Cleanup(s.Stop)
 			return s
@@ -135,14 +137,4 @@ func ping(addr string) error {
 		return fmt.Errorf("PING answered %q", line)
 	}
 	return nil
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

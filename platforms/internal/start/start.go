@@ -128,19 +128,27 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 	if err != nil {
 		return nil, nil, err
 	}
-	h := Handler(p, cfg, logger)
+	opts, cleanup, err := limiter(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	h := Handler(p, cfg, logger, opts...)
 	// Observers that need a long-lived process (a metrics listener) start
 	// in Run, when runner.LongLived(), and stop when its ctx ends.
 	logger.Info("starting", "platform", p.Name, "target", cfg.Target.String(), "version", core.VersionString())
+	if cleanup != nil {
+		runner = cleanupRunner{Runner: runner, cleanup: cleanup}
+	}
 	return runner, h, nil
 }
 
 // Handler returns what every build serves: the core proxy for cfg inside the
 // platform's adapter, inside the access log (core.Handler.WithAdapter), so
-// that adapters can add log fields and their own answers are logged. Tests
-// that serve a platform in-process use it too.
-func Handler(p Platform, cfg core.Config, logger *slog.Logger) http.Handler {
-	proxy := core.New(cfg, logger, nil)
+// that adapters can add log fields and their own answers are logged; opts
+// (the budgets' store) go to the core. Tests that serve a platform
+// in-process use it too.
+func Handler(p Platform, cfg core.Config, logger *slog.Logger, opts ...core.Option) http.Handler {
+	proxy := core.New(cfg, logger, nil, opts...)
 	if p.Wrap == nil {
 		return proxy
 	}
