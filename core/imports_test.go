@@ -11,7 +11,7 @@ import (
 // and zstd decoders live outside it, behind interfaces core defines.
 func TestCore_importsStandardLibraryOnly(t *testing.T) {
 	const module = "github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/"
-	for _, dir := range []string{".", "usage"} {
+	for _, dir := range []string{".", "usage", "limitertest"} {
 		pkg, err := build.ImportDir(dir, 0)
 		if err != nil {
 			t.Fatal(err)

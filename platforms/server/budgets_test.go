@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore/redistest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore/redistest"
 )
 
 const (
@@ -40,7 +40,7 @@ func TestBinary_twoInstancesShareOneRedisBudget(t *testing.T) {
 	env := map[string]string{
 		"OXY_TARGET": up.URL, "OXY_AUTH_KEYS": "alice:" + budgetKey + ",bob:" + budgetKeyBob,
 		"OXY_UPSTREAM_API_KEY": "sk-real-0123456789abcdef",
-		"OXY_LIMITS": "alice=concurrent:3, bob=rpm:30", "OXY_REDIS_URL": redis.URL(0),
+		"OXY_LIMITS":           "alice=concurrent:3, bob=rpm:30", "OXY_REDIS_URL": redis.URL(0),
 	}
 	a, b := startBinary(t, env), startBinary(t, env)
 	for _, p := range []*process{a, b} {

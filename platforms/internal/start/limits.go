@@ -5,8 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore"
 )
 
 // limiter returns the core options that keep the budgets (OXY_LIMITS) in the

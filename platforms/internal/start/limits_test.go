@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore/redistest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore/redistest"
 )
 
 // idleRunner is a runner that serves nothing; Prepare's handler is driven

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore/redistest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore/redistest"
 )
 
 // BenchmarkBudgets measures what a budget adds to one request through the
@@ -22,7 +22,7 @@ import (
 // that a busy machine slows all three alike; each figure is the median over
 // rounds of the mean time per request. For docs/BENCHMARKS.md:
 //
-//	go test -run '^$' -bench Budgets -benchtime 40x ./redisstore
+//	go test -run '^$' -bench Budgets -benchtime 40x ./adapters/redisstore
 func BenchmarkBudgets(b *testing.B) {
 	body := []byte(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hello."}]}`)
 	answer := []byte(`{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":3,"total_tokens":12}}`)

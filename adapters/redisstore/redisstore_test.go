@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore/redistest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core/limitertest"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/redisstore/redistest"
 )
 
 func newStore(t *testing.T, url string, o Options) *Store {
