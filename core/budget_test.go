@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -424,5 +425,42 @@ func TestBudgets_offWithoutLimits(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 || l.calls.Load() != 0 {
 		t.Errorf("status %d, limiter calls %d; want 200, 0", res.StatusCode, l.calls.Load())
+	}
+}
+
+// TestLocalRefusals_keepTheConnectionAlive sends POSTs with bodies that the
+// proxy refuses itself (401 for a wrong key, 429 over the budget) one after
+// another on one kept-alive connection: each must be answered on it. With
+// full duplex on for such answers, net/http wrote them before draining the
+// unread body and the connection was often reset under the next request.
+func TestLocalRefusals_keepTheConnectionAlive(t *testing.T) {
+	up := newAccessUpstream(t, nil)
+	p := startBudgetProxy(t, up, limitsEnv("alice=rpm:1"), nil, nil)
+	var conns atomic.Int64
+	trace := &httptrace.ClientTrace{GotConn: func(c httptrace.GotConnInfo) {
+		if !c.Reused {
+			conns.Add(1)
+		}
+	}}
+	for i := range 40 {
+		h := alice()
+		if i%2 == 1 {
+			h = acHeader("Authorization", "Bearer pk-wrong-0123456789abcdef")
+		}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace),
+			"POST", p.srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini","messages":[]}`))
+		req.Header = h
+		res, err := p.client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if want := []int{429, 401}[i%2]; i > 0 && res.StatusCode != want {
+			t.Fatalf("request %d: %d; want %d", i+1, res.StatusCode, want)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 40 requests; want 1 (kept alive through the refusals)", n)
 	}
 }
