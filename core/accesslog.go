@@ -348,7 +348,11 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.rec.bytesIn.Add(int64(n))
 	if err != nil {
-		if armed {
+		// Only a body that ended lets the deadline go. After a stall it
+		// stays in the past, so that net/http, which reads on to discard
+		// the rest of the body once the handler returns, gives up at once
+		// and closes the connection instead of waiting on the client.
+		if armed && err == io.EOF {
 			b.rec.limits.disarmRead()
 		}
 		if err != io.EOF && !errors.Is(err, http.ErrBodyReadAfterClose) {

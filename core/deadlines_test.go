@@ -36,7 +36,8 @@ func TestIdleLimits_stalledBodyIs408(t *testing.T) {
 	io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\n{\"model\":")
 	start := time.Now()
 	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
 	if err != nil {
 		t.Fatalf("no answer to a stalled body: %v", err)
 	}
@@ -48,6 +49,12 @@ func TestIdleLimits_stalledBodyIs408(t *testing.T) {
 	}
 	if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
 		t.Errorf("answered after %v; want about the 1s limit", d)
+	}
+	// And the connection is closed, not held open while net/http waits for
+	// the rest of the body.
+	conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after the 408: read %d bytes, %v; want the connection closed (EOF)", n, err)
 	}
 	select {
 	case <-upstreamDone:

@@ -190,13 +190,21 @@ func TestHostile_ambiguousFramingClosesConnection(t *testing.T) {
 func TestHostile_malformedClientBodyIs400(t *testing.T) {
 	up := &countingUpstream{}
 	p := newTestProxy(t, up, "", nil)
-	res := rawRequest(t, p.URL, "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy.example\r\n"+
-		"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n")
+	// A body that starts well and then breaks its framing.
+	out := rawExchange(t, p.URL, "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy.example\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n0\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(out)), nil)
+	if err != nil {
+		t.Fatalf("%v in %q", err, out)
+	}
 	if res.StatusCode != http.StatusBadRequest {
 		t.Errorf("status %d; want 400", res.StatusCode)
 	}
 	if code := apiErrorCode(t, res); code != "invalid_request_body" {
 		t.Errorf("code %q; want invalid_request_body", code)
+	}
+	if n := strings.Count(out, "HTTP/1.1 "); n != 1 || !res.Close {
+		t.Errorf("%d responses, close %v; want one, with Connection: close:\n%s", n, res.Close, out)
 	}
 	waitFor(t, func() bool { return len(p.logLines()) == 1 })
 	line := p.logLines()[0]
