@@ -3,6 +3,8 @@ package core
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -534,5 +536,36 @@ func TestCredentialApply_replacesEverySpelling(t *testing.T) {
 	want := http.Header{"X-Custom-Key": {testRealKey}, "sec-websocket-protocol": {"realtime"}}
 	if !reflect.DeepEqual(out.Header, want) || out.URL.RawQuery != "a=1" {
 		t.Errorf("headers = %q, query %q; want %q, a=1", out.Header, out.URL.RawQuery, want)
+	}
+}
+
+// TestKeyring_workIndependentOfTheKey keeps holding that the key check's
+// time does not depend on the key: whatever is presented (right, wrong,
+// a prefix, longer, at any position), every presented key is compared
+// with every proxy key, always as 32-byte digests, never stopping early.
+func TestKeyring_workIndependentOfTheKey(t *testing.T) {
+	keys := []ProxyKey{{Key: "first-proxy-key-0123456789"}, {Name: "b", Key: "second-proxy-key-0123456789"}, {Key: "third-proxy-key-0123456789"}}
+	for _, presented := range [][]string{
+		{"first-proxy-key-0123456789"},
+		{"third-proxy-key-0123456789"},
+		{"wrong"},
+		{"first-proxy-key-012345678"},
+		{"first-proxy-key-0123456789-and-more"},
+		{"second-proxy-key-0123456789", "wrong", "x"},
+		{strings.Repeat("k", 4096)},
+	} {
+		k := newKeyring(keys)
+		calls := 0
+		k.compare = func(a, b []byte) int {
+			calls++
+			if len(a) != sha256.Size || len(b) != sha256.Size {
+				t.Errorf("compared %d and %d bytes; want two SHA-256 digests", len(a), len(b))
+			}
+			return subtle.ConstantTimeCompare(a, b)
+		}
+		k.match(presented)
+		if want := len(presented) * len(keys); calls != want {
+			t.Errorf("presented %d keys: %d comparisons; want %d, every pair", len(presented), calls, want)
+		}
 	}
 }
