@@ -415,3 +415,47 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\r\n")
 	return line
 }
+
+// TestHostile_brokenUpstreamRepliesNeverEndCleanly keeps holding: whatever
+// way an upstream's reply breaks off, the client's response does not end as
+// if it were complete.
+func TestHostile_brokenUpstreamRepliesNeverEndCleanly(t *testing.T) {
+	for _, tc := range []struct{ name, reply string }{
+		{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nworld\r\n"},
+		{"cut mid-chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\nhel"},
+		{"no last chunk", "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\nf\r\ndata: partial\n\n\r\n"},
+		{"short body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					br := bufio.NewReader(c)
+					if req, err := http.ReadRequest(br); err == nil {
+						io.Copy(io.Discard, req.Body)
+						io.WriteString(c, tc.reply)
+					}
+					c.Close()
+				}
+			}()
+			p := newTestProxyTo(t, nil, "http://"+ln.Addr().String(), nil)
+			res, err := http.Get(p.URL + "/v1/chat/completions")
+			if err != nil {
+				return // cut before any header: not a clean end either
+			}
+			b, err := io.ReadAll(res.Body)
+			res.Body.Close()
+			if err == nil {
+				t.Errorf("response ended cleanly with %q; want an error", b)
+			}
+		})
+	}
+}
