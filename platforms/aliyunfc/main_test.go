@@ -113,3 +113,12 @@ func TestBinary_refusesAllowCIDRs(t *testing.T) {
 		t.Errorf("output %q; want the refusal and no listening line", out)
 	}
 }
+
+func TestBinary_hostileProbesRefused(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL+"/base")
+	// Also behind the FC 2.0 default domain's prefix, which the adapter strips.
+	platformtest.CheckHostileProbes(t, up, p.URL, "")
+	platformtest.CheckHostileProbes(t, up, p.URL, "/2016-08-15/proxy/svc/fn")
+}

@@ -122,3 +122,10 @@ func TestBinary_allowListUsesSCFRemoteAddr(t *testing.T) {
 		t.Errorf("upstream got %d requests; want only the allowed one", n)
 	}
 }
+
+func TestBinary_hostileProbesRefused(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	up := platformtest.NewUpstream(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL+"/base")
+	platformtest.CheckHostileProbes(t, up, p.URL, "")
+}
