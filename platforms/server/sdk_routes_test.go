@@ -15,7 +15,7 @@ import (
 	goopenai "github.com/sashabaranov/go-openai"
 	"google.golang.org/genai"
 
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/vendortest"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/platforms/internal/platformtest"
 )
 
 // TestRoutes_everyVendorSDKThroughOneProxy drives the vendors' own SDKs,
@@ -27,7 +27,7 @@ import (
 // stream must reach the SDK event by event while the upstream holds back the
 // next one.
 func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
-	v := vendortest.Start(t)
+	v := platformtest.StartVendors(t)
 	base, logs := startInProcess(t, v.Env())
 	ctx := context.Background()
 	t.Run("sdks", func(t *testing.T) {
@@ -88,7 +88,7 @@ func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
 		})
 		t.Run("openai-go on /openai", func(t *testing.T) {
 			t.Parallel()
-			c := openai.NewClient(option.WithBaseURL(base+"/openai/v1/"), option.WithAPIKey(vendortest.ProxyKey),
+			c := openai.NewClient(option.WithBaseURL(base+"/openai/v1/"), option.WithAPIKey(platformtest.VendorProxyKey),
 				option.WithHTTPClient(newClient(t)), option.WithMaxRetries(0))
 			params := openai.ChatCompletionNewParams{Model: "gpt-4o-mini", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")}}
 			res, err := c.Chat.Completions.New(ctx, params)
@@ -114,7 +114,7 @@ func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
 		})
 		t.Run("go-openai on the default target", func(t *testing.T) {
 			t.Parallel()
-			cfg := goopenai.DefaultConfig(vendortest.ProxyKey)
+			cfg := goopenai.DefaultConfig(platformtest.VendorProxyKey)
 			cfg.BaseURL = base + "/v1"
 			cfg.HTTPClient = newClient(t)
 			c := goopenai.NewClientWithConfig(cfg)
@@ -151,21 +151,21 @@ func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
 
 	for _, tc := range []struct {
 		name     string
-		up       *vendortest.Upstream
+		up       *platformtest.Vendor
 		header   string
 		key      string
 		wantURIs []string
 	}{
-		{"anthropic", v.Anthropic, "X-Api-Key", vendortest.AnthropicKey, []string{"POST /v1/messages", "POST /v1/messages"}},
-		{"gemini", v.Gemini, "X-Goog-Api-Key", vendortest.GeminiKey,
+		{"anthropic", v.Anthropic, "X-Api-Key", platformtest.AnthropicKey, []string{"POST /v1/messages", "POST /v1/messages"}},
+		{"gemini", v.Gemini, "X-Goog-Api-Key", platformtest.GeminiKey,
 			[]string{"POST /v1beta/models/gemini-test:generateContent", "POST /v1beta/models/gemini-test:streamGenerateContent?alt=sse"}},
-		{"openai", v.OpenAI, "Authorization", "Bearer " + vendortest.OpenAIKey, []string{"POST /v1/chat/completions", "POST /v1/chat/completions"}},
-		{"default", v.Default, "Authorization", "Bearer " + vendortest.DefaultKey, []string{"POST /v1/chat/completions", "POST /v1/chat/completions"}},
+		{"openai", v.OpenAI, "Authorization", "Bearer " + platformtest.OpenAIKey, []string{"POST /v1/chat/completions", "POST /v1/chat/completions"}},
+		{"default", v.Default, "Authorization", "Bearer " + platformtest.DefaultKey, []string{"POST /v1/chat/completions", "POST /v1/chat/completions"}},
 	} {
 		var uris []string
 		for _, s := range tc.up.Seen() {
 			uris = append(uris, s.Method+" "+s.URI)
-			vendortest.CheckOnlyKey(t, s, tc.header, tc.key)
+			platformtest.CheckOnlyKey(t, s, tc.header, tc.key)
 		}
 		slices.Sort(uris)
 		if !slices.Equal(uris, tc.wantURIs) {
@@ -178,7 +178,7 @@ func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
 			t.Errorf("access log lacks %s:\n%s", want, out)
 		}
 	}
-	for _, secret := range []string{vendortest.ProxyKey, vendortest.AnthropicKey, vendortest.GeminiKey, vendortest.OpenAIKey, vendortest.DefaultKey} {
+	for _, secret := range []string{platformtest.VendorProxyKey, platformtest.AnthropicKey, platformtest.GeminiKey, platformtest.OpenAIKey, platformtest.DefaultKey} {
 		if strings.Contains(out, secret) {
 			t.Errorf("log contains the key %q", secret)
 		}
@@ -187,7 +187,7 @@ func TestRoutes_everyVendorSDKThroughOneProxy(t *testing.T) {
 
 // heldBack checks that the SDK got event n while the upstream, having sent
 // exactly n chunks, was still holding back the next one, then releases it.
-func heldBack(t *testing.T, up *vendortest.Upstream, n int) {
+func heldBack(t *testing.T, up *platformtest.Vendor, n int) {
 	t.Helper()
 	if sent := up.Sent(); sent != n {
 		t.Errorf("event %d reached the SDK when the upstream had sent %d chunks; want it delivered before the next was sent", n, sent)
@@ -198,7 +198,7 @@ func heldBack(t *testing.T, up *vendortest.Upstream, n int) {
 }
 
 func newAnthropic(t *testing.T, base string) *anthropic.Client {
-	c := anthropic.NewClient(aoption.WithBaseURL(base+"/anthropic/"), aoption.WithAPIKey(vendortest.ProxyKey),
+	c := anthropic.NewClient(aoption.WithBaseURL(base+"/anthropic/"), aoption.WithAPIKey(platformtest.VendorProxyKey),
 		aoption.WithHTTPClient(newClient(t)), aoption.WithMaxRetries(0))
 	return &c
 }
@@ -214,7 +214,7 @@ func anthropicParams() anthropic.MessageNewParams {
 func newGenAI(t *testing.T, base string) *genai.Client {
 	t.Helper()
 	c, err := genai.NewClient(context.Background(), &genai.ClientConfig{
-		APIKey:      vendortest.ProxyKey,
+		APIKey:      platformtest.VendorProxyKey,
 		Backend:     genai.BackendGeminiAPI,
 		HTTPClient:  newClient(t),
 		HTTPOptions: genai.HTTPOptions{BaseURL: base + "/gemini/"},

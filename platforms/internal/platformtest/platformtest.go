@@ -86,13 +86,44 @@ type Seen struct {
 	Body   string
 }
 
+// recorder keeps the requests a mock upstream received.
+type recorder struct {
+	mu   sync.Mutex
+	seen []Seen
+}
+
+// record reads r's body and keeps the request; it returns the body.
+func (rc *recorder) record(r *http.Request) string {
+	body, _ := io.ReadAll(r.Body)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	rc.seen = append(rc.seen, Seen{Method: r.Method, URI: r.RequestURI, Header: r.Header.Clone(), Body: string(body)})
+	return string(body)
+}
+
+// Seen returns the requests received so far.
+func (rc *recorder) Seen() []Seen {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]Seen(nil), rc.seen...)
+}
+
+// Last returns the last request received, failing the test if there is none.
+func (rc *recorder) Last(t *testing.T) Seen {
+	t.Helper()
+	s := rc.Seen()
+	if len(s) == 0 {
+		t.Fatal("upstream received no request")
+	}
+	return s[len(s)-1]
+}
+
 // Upstream is a mock AI API. It records every request. A request whose body
 // contains "stream":true gets an SSE answer: the first event, flushed, then
 // nothing until Release is called, then the second event.
 type Upstream struct {
 	*httptest.Server
-	mu      sync.Mutex
-	seen    []Seen
+	recorder
 	release chan struct{}
 	once    sync.Once
 	// ExtraResponseHeaders are added to every non-streaming answer.
@@ -114,29 +145,9 @@ func NewUpstream(t *testing.T) *Upstream {
 // Release lets blocked SSE answers send their second event.
 func (u *Upstream) Release() { u.once.Do(func() { close(u.release) }) }
 
-// Seen returns the requests received so far.
-func (u *Upstream) Seen() []Seen {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return append([]Seen(nil), u.seen...)
-}
-
-// Last returns the last request received, failing the test if there is none.
-func (u *Upstream) Last(t *testing.T) Seen {
-	t.Helper()
-	s := u.Seen()
-	if len(s) == 0 {
-		t.Fatal("upstream received no request")
-	}
-	return s[len(s)-1]
-}
-
 func (u *Upstream) serve(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
-	u.mu.Lock()
-	u.seen = append(u.seen, Seen{Method: r.Method, URI: r.RequestURI, Header: r.Header.Clone(), Body: string(body)})
-	u.mu.Unlock()
-	if !strings.Contains(string(body), `"stream":true`) {
+	body := u.record(r)
+	if !strings.Contains(body, `"stream":true`) {
 		for k, v := range u.ExtraResponseHeaders {
 			w.Header()[k] = v
 		}
