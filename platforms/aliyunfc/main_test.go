@@ -122,3 +122,15 @@ func TestBinary_hostileProbesRefused(t *testing.T) {
 	platformtest.CheckHostileProbes(t, up, p.URL, "")
 	platformtest.CheckHostileProbes(t, up, p.URL, "/2016-08-15/proxy/svc/fn")
 }
+
+// TestBinary_routes: the FC build serves every route after the default
+// domain's /2016-08-15/proxy/<service>/<function> prefix, each vendor's stream
+// event by event, each upstream with only its own key and none of FC's
+// headers (its STS credentials above all), and the log names routes.
+func TestBinary_routes(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	v := platformtest.StartVendors(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", platformtest.Environ(v.Env())...)
+	platformtest.CheckRoutes(t, v, p.URL+"/2016-08-15/proxy/proxy.LATEST/chatgpt-proxy", platformtest.FCHeaders())
+	platformtest.CheckRouteLog(t, p.Log)
+}

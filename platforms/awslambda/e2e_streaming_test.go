@@ -36,6 +36,8 @@ type fakeRuntime struct {
 	// errType is the Lambda-Runtime-Function-Error-Type trailer, if any.
 	errType chan string
 	done    chan struct{}
+	// proc is the bootstrap, whose stderr holds the function's log.
+	proc *testkit.Process
 }
 
 func (f *fakeRuntime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -71,8 +73,9 @@ func (f *fakeRuntime) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // startStreaming runs the bootstrap in response_stream mode against a fake
-// Runtime API serving one event, and returns the relayed response stream.
-func startStreaming(t *testing.T, target string, event []byte) (*bufio.Reader, *fakeRuntime) {
+// Runtime API serving one event, with env (OXY_TARGET and the rest), and
+// returns the relayed response stream.
+func startStreaming(t *testing.T, event []byte, env ...string) (*bufio.Reader, *fakeRuntime) {
 	t.Helper()
 	bootstrap := tool(t, buildBootstrap)
 	pr, pw := io.Pipe()
@@ -81,8 +84,8 @@ func startStreaming(t *testing.T, target string, event []byte) (*bufio.Reader, *
 	api := httptest.NewServer(f)
 	t.Cleanup(api.Close)
 	t.Cleanup(func() { close(f.done); _ = pr.Close() })
-	launch(t, []string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
-		"OXY_TARGET=" + target, "OXY_LAMBDA_INVOKE_MODE=response_stream"}, bootstrap)
+	f.proc = launch(t, append([]string{"AWS_LAMBDA_RUNTIME_API=" + strings.TrimPrefix(api.URL, "http://"),
+		"OXY_LAMBDA_INVOKE_MODE=response_stream"}, env...), bootstrap)
 	return bufio.NewReader(pr), f
 }
 
@@ -108,7 +111,7 @@ func TestE2E_streamingIncremental(t *testing.T) {
 		_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	}))
 	t.Cleanup(up.Close)
-	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
+	r, f := startStreaming(t, fixture(t, "chat-completions.json"), "OXY_TARGET="+up.URL)
 	p := platformtest.ReadLambdaPrelude(t, r)
 	status, headers := p.StatusCode, p.Headers
 	if status != 200 || headers["Content-Type"] != "text/event-stream" {
@@ -149,7 +152,7 @@ func TestE2E_streamingUpstreamAbort(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	r, f := startStreaming(t, up.URL, fixture(t, "chat-completions.json"))
+	r, f := startStreaming(t, fixture(t, "chat-completions.json"), "OXY_TARGET="+up.URL)
 	platformtest.ReadLambdaPrelude(t, r)
 	body, _ := io.ReadAll(r)
 	if string(body) != "data: one\n\n" {

@@ -86,9 +86,17 @@ func fixture(t *testing.T, name string) []byte {
 // startRIE runs the bootstrap under the emulator and returns its invoke URL.
 func startRIE(t *testing.T, env ...string) string {
 	t.Helper()
+	url, _ := startRIEProcess(t, env...)
+	return url
+}
+
+// startRIEProcess is startRIE, also returning the emulator's process, whose
+// stderr holds the function's log.
+func startRIEProcess(t *testing.T, env ...string) (string, *testkit.Process) {
+	t.Helper()
 	rie, bootstrap := tool(t, buildRIE), tool(t, buildBootstrap)
 	addr, apiAddr := freeAddr(t), freeAddr(t)
-	launch(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
+	p := launch(t, env, rie, "--runtime-interface-emulator-address", addr, "--runtime-api-address", apiAddr, bootstrap)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			_ = c.Close()
@@ -98,7 +106,7 @@ func startRIE(t *testing.T, env ...string) string {
 			t.Fatalf("emulator not listening on %s", addr)
 		}
 	}
-	return "http://" + addr + "/2015-03-31/functions/function/invocations"
+	return "http://" + addr + "/2015-03-31/functions/function/invocations", p
 }
 
 // urlResponse is a buffered function URL reply.

@@ -129,3 +129,14 @@ func TestBinary_hostileProbesRefused(t *testing.T) {
 	p := platformtest.Start(t, bin, "OXY_PORT", "OXY_TARGET="+up.URL+"/base")
 	platformtest.CheckHostileProbes(t, up, p.URL, "")
 }
+
+// TestBinary_routes: the web function serves every route after
+// OXY_STRIP_PATH_PREFIX, each vendor's stream event by event, each upstream
+// with only its own key and none of SCF's headers, and the log names routes.
+func TestBinary_routes(t *testing.T) {
+	platformtest.NeedBinary(t, bin)
+	v := platformtest.StartVendors(t)
+	p := platformtest.Start(t, bin, "OXY_PORT", append(platformtest.Environ(v.Env()), "OXY_STRIP_PATH_PREFIX=/release")...)
+	platformtest.CheckRoutes(t, v, p.URL+"/release", platformtest.SCFHeaders())
+	platformtest.CheckRouteLog(t, p.Log)
+}
