@@ -1,12 +1,13 @@
 // Package redisstore keeps the proxy's shared state in Redis, so that any
 // number of proxy instances behind a load balancer, or a serverless
 // platform's many instances, share one budget per proxy key (OXY_LIMITS)
-// instead of each counting its own. It is the adapter behind core.Limiter;
-// the core itself imports no Redis package.
+// instead of each counting its own, and learn from each other which real
+// keys are resting. It is the adapter behind core.Limiter and
+// core.KeyRests; the core itself imports no Redis package.
 //
 // Every update is atomic in Redis: Admit is one Lua script that checks every
 // limit and counts the request only if all allow it; Done is one MULTI
-// transaction. Each costs one round trip.
+// transaction; a key's rest is one script. Each costs one round trip.
 package redisstore
 
 import (
@@ -29,9 +30,11 @@ import (
 
 // Store is a core.Limiter whose counters live in Redis.
 type Store struct {
-	client   *redis.Client
-	instance string // names this process's in-flight leases
-	leaseTTL time.Duration
+	client        *redis.Client
+	logger        *slog.Logger
+	instance      string // names this process's in-flight leases
+	leaseTTL      time.Duration
+	restsCacheTTL time.Duration
 
 	mu     sync.Mutex
 	next   uint64
@@ -58,6 +61,8 @@ const defaultLeaseTTL = 30 * time.Second
 type Options struct {
 	// LeaseTTL replaces defaultLeaseTTL (tests shorten it).
 	LeaseTTL time.Duration
+	// RestsCacheTTL replaces restsCacheTTL (tests shorten it).
+	RestsCacheTTL time.Duration
 }
 
 // New connects to the Redis at rawURL (OXY_REDIS_URL, already checked by
@@ -91,16 +96,20 @@ func New(rawURL string, logger *slog.Logger, o Options) (*Store, error) {
 	opts.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	if logger != nil {
 		redis.SetLogger(slogLogger{logger})
+	} else {
+		logger = slog.New(slog.DiscardHandler)
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
 	s := &Store{
-		client:   redis.NewClient(opts),
-		instance: hex.EncodeToString(id),
-		leaseTTL: defaultLeaseTTL,
-		leases:   map[string]string{},
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		client:        redis.NewClient(opts),
+		logger:        logger,
+		instance:      hex.EncodeToString(id),
+		leaseTTL:      defaultLeaseTTL,
+		restsCacheTTL: o.RestsCacheTTL,
+		leases:        map[string]string{},
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
 	}
 	if o.LeaseTTL > 0 {
 		s.leaseTTL = o.LeaseTTL
