@@ -47,8 +47,24 @@ type Exchange struct {
 	Cut string
 	// Err is the round-trip error, if any.
 	Err error
+	// Limited names the limit of the caller's budget (OXY_LIMITS) that
+	// refused the request: rpm, tpm, concurrent, tpd, or LimitUnavailable
+	// when the limits' store could not be asked and OXY_LIMITS_FAIL_CLOSED
+	// refused it. Empty for a request that was not refused by its budget.
+	Limited LimitKind
+	// Unchecked reports a request of a caller with limits that went through
+	// without them because the limits' store could not be asked (fail open).
+	Unchecked bool
+	// Budget is the caller's limits (zero: none), and Left what remained of
+	// each at the request's admission (see Verdict.Used).
+	Budget, Left Limits
 	// Attrs are extra access-log attributes added with AddLogAttrs.
 	Attrs []slog.Attr
+
+	// ticket is the request's claim on its budget, handed back when it ends.
+	ticket ticket
+	// tokens are the request's metered input and output tokens.
+	tokens int64
 }
 
 // record follows one request through the proxy and fills in its Exchange. It
@@ -93,9 +109,6 @@ type record struct {
 	// ownBudgetHeaders is set when the proxy writes its own budget headers
 	// for this request, so the upstream's are dropped.
 	ownBudgetHeaders bool
-	// tokens are the request's metered tokens (input plus output), charged
-	// to its budget when it ends.
-	tokens int64
 }
 
 type recordKey struct{}
@@ -288,6 +301,12 @@ func logExchange(logger *slog.Logger, x *Exchange) {
 	}
 	if x.Caller != "" {
 		attrs = append(attrs, slog.String("caller", x.Caller))
+	}
+	if x.Limited != "" {
+		attrs = append(attrs, slog.String("limit", string(x.Limited)))
+	}
+	if x.Unchecked {
+		attrs = append(attrs, slog.Bool("limits_unchecked", true))
 	}
 	attrs = append(attrs, x.Attrs...)
 	logger.LogAttrs(context.Background(), level, "request", attrs...)

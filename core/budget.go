@@ -47,7 +47,8 @@ func newBudgets(c Config, limiter Limiter, logger *slog.Logger) *budgets {
 	return &budgets{limits: c.Limits, limiter: limiter, failClosed: c.LimitsFailClosed, logger: logger, now: time.Now}
 }
 
-// ticket is an admitted request's claim, handed back when it ends.
+// ticket is an admitted request's claim on its budget, handed back when the
+// request ends.
 type ticket struct {
 	budget Budget
 	lease  string
@@ -59,15 +60,20 @@ type ticket struct {
 // errStoreResting stands for the store's last error while it is left alone.
 var errStoreResting = fmt.Errorf("not asked again for %v after a failure", storeBackoff)
 
-// admit checks caller's budget for r. It reports false when it answered w
-// itself (429, or 503 with OXY_LIMITS_FAIL_CLOSED); a caller without limits
-// gets a zero ticket.
-func (b *budgets) admit(w http.ResponseWriter, r *http.Request, caller string) (ticket, bool) {
-	l, ok := b.limits[caller]
+// LimitUnavailable is Exchange.Limited for a request refused because the
+// limits' store could not be asked (OXY_LIMITS_FAIL_CLOSED).
+const LimitUnavailable LimitKind = "unavailable"
+
+// admit checks the budget of x's caller for r and notes the verdict in x. It
+// reports false when it answered w itself (429, or 503 with
+// OXY_LIMITS_FAIL_CLOSED). A caller without limits passes untouched.
+func (b *budgets) admit(w http.ResponseWriter, r *http.Request, x *Exchange) bool {
+	l, ok := b.limits[x.Caller]
 	if !ok {
-		return ticket{}, true
+		return true
 	}
-	t := ticket{budget: Budget{Caller: caller, Limits: l}}
+	x.Budget = l
+	t := ticket{budget: Budget{Caller: x.Caller, Limits: l}}
 	now := b.now()
 	var v Verdict
 	var err error
@@ -79,18 +85,22 @@ func (b *budgets) admit(w http.ResponseWriter, r *http.Request, caller string) (
 	if err != nil {
 		b.failed(err)
 		if b.failClosed {
+			x.Limited = LimitUnavailable
 			AddLogAttrs(r, rejectedAttr(errLimitsUnavailable))
 			w.Header().Set("Retry-After", "1")
 			WriteError(w, errLimitsUnavailable)
-			return t, false
+			return false
 		}
-		return t, true
+		x.Unchecked = true
+		return true
 	}
 	b.recovered()
-	writeBudgetHeaders(w.Header(), l, v.Used)
+	x.Left = remaining(l, v.Used)
+	writeBudgetHeaders(w.Header(), l, x.Left)
 	if !v.Allowed {
+		x.Limited = v.Limit
 		e := limitError(l, v)
-		AddLogAttrs(r, rejectedAttr(e), slog.String("limit", string(v.Limit)))
+		AddLogAttrs(r, rejectedAttr(e))
 		setRetryAfter(w.Header(), v.RetryAfter)
 		if v.Limit == LimitTPD {
 			// Stainless-generated SDKs (OpenAI's Python, Node and Go
@@ -99,16 +109,21 @@ func (b *budgets) admit(w http.ResponseWriter, r *http.Request, caller string) (
 			w.Header().Set("X-Should-Retry", "false")
 		}
 		WriteError(w, e)
-		return t, false
+		return false
 	}
 	t.lease, t.counted = v.Lease, true
-	return t, true
+	x.ticket = t
+	return true
 }
 
-// done ends an admitted request, charging tokens. It runs before the
-// response is complete for the client, so a sequential client's next request
-// sees the charge.
-func (b *budgets) done(r *http.Request, t ticket, tokens int64) {
+// done ends the admitted request of x: it frees its in-flight slot and
+// charges its metered tokens. It runs where the observers read the
+// Exchange, once the usage is known, and before the server sends the last
+// bytes of a chunked answer, so a sequential client's next request sees the
+// charge.
+func (b *budgets) done(x *Exchange) {
+	t := x.ticket
+	tokens := x.meteredTokens()
 	if !t.counted || (t.lease == "" && (tokens <= 0 || t.budget.TPM == 0 && t.budget.TPD == 0)) {
 		return
 	}
@@ -117,11 +132,26 @@ func (b *budgets) done(r *http.Request, t ticket, tokens int64) {
 		return
 	}
 	// The client may be gone; the charge is still owed.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := b.limiter.Done(ctx, t.budget, t.lease, tokens, now); err != nil {
 		b.failed(err)
 	}
+}
+
+// meteredTokens is what a request costs its token budgets: the input and
+// output tokens metered from its answer.
+func (x *Exchange) meteredTokens() int64 { return x.tokens }
+
+// remaining returns what is left of each of l's limits after used.
+func remaining(l, used Limits) Limits {
+	var left Limits
+	for _, k := range limitKinds {
+		if limit := l.Of(k); limit > 0 {
+			left.set(k, min(limit, max(0, limit-used.Of(k))))
+		}
+	}
+	return left
 }
 
 // failed notes a store failure: the first one after a healthy spell is
@@ -210,8 +240,8 @@ var budgetHeaders = map[LimitKind][2]string{
 // budgetHeaderPrefix starts every header in budgetHeaders.
 const budgetHeaderPrefix = "X-Oxy-Ratelimit-"
 
-// writeBudgetHeaders sets the limit and what remains of each of l's limits.
-func writeBudgetHeaders(h http.Header, l Limits, used Limits) {
+// writeBudgetHeaders sets the limit and what is left of each of l's limits.
+func writeBudgetHeaders(h http.Header, l, left Limits) {
 	for _, k := range limitKinds {
 		limit := l.Of(k)
 		if limit == 0 {
@@ -219,7 +249,7 @@ func writeBudgetHeaders(h http.Header, l Limits, used Limits) {
 		}
 		names := budgetHeaders[k]
 		h[names[0]] = []string{strconv.FormatInt(limit, 10)}
-		h[names[1]] = []string{strconv.FormatInt(min(limit, max(0, limit-used.Of(k))), 10)}
+		h[names[1]] = []string{strconv.FormatInt(left.Of(k), 10)}
 	}
 }
 

@@ -377,6 +377,10 @@ func TestBudgets_storeDownFailsOpen(t *testing.T) {
 	if n := strings.Count(logs, "limits store reachable again"); n != 1 {
 		t.Errorf("%d lines say the store is back; want 1:\n%s", n, logs)
 	}
+	// Each request served without its limits says so in its own line.
+	if n := strings.Count(logs, "limits_unchecked=true"); n != 9 {
+		t.Errorf("%d request lines say limits_unchecked; want the 9 served while the store was down:\n%s", n, logs)
+	}
 }
 
 // TestBudgets_storeDownFailsClosed proves OXY_LIMITS_FAIL_CLOSED: 503

@@ -179,16 +179,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	if screen(w, r, rec.path) || h.access.reject(w, r) {
 		return
 	}
-	if h.budgets != nil {
-		t, ok := h.budgets.admit(w, r, rec.x.Caller)
-		if !ok {
-			return
-		}
-		rec.ownBudgetHeaders = t.budget.Caller != ""
-		// Deferred, so that a response the reverse proxy aborts still
-		// frees its slot and is charged.
-		defer func() { h.budgets.done(r, t, rec.tokens) }()
+	if h.budgets != nil && !h.budgets.admit(w, r, &rec.x) {
+		return
 	}
+	rec.ownBudgetHeaders = !rec.x.Budget.IsZero()
 	// Without full duplex, net/http discards and closes the rest of a request
 	// body once the first response bytes are written (golang/go#15527), while
 	// the upstream may still be reading it: an upstream that answers early
@@ -205,6 +199,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 
 // observe is where every observer reads a finished request's Exchange.
 func (h *Handler) observe(x *Exchange) {
+	if h.budgets != nil {
+		h.budgets.done(x)
+	}
 	logExchange(h.logger, x)
 }
 
