@@ -2,6 +2,7 @@ package core
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -122,6 +123,17 @@ func classifyBodyError(err error) (e *APIError, clientGone bool) {
 	default:
 		return errClientBody, false
 	}
+}
+
+// withoutAddresses drops the socket addresses from a network error
+// ("read tcp 127.0.0.1:9000->203.0.113.7:51234: i/o timeout" becomes
+// "read: i/o timeout"): the access log does not record clients' addresses.
+func withoutAddresses(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return fmt.Errorf("%s: %w", oe.Op, oe.Err)
+	}
+	return err
 }
 
 // bodyError returns the first error reading the client's body, if any.

@@ -278,8 +278,8 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	var e *APIError
 	var clientGone bool
 	if be := rec.bodyError(); be != nil {
-		err = be
 		e, clientGone = classifyBodyError(be)
+		err = withoutAddresses(be)
 		w.Header().Set("Connection", "close")
 	} else {
 		e, clientGone = classify(r, err)
