@@ -2,6 +2,7 @@
 MODULE  := github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null | sed 's/^v//' || echo dev)
 COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE    ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS := -s -w -X $(MODULE)/core.Version=$(VERSION) -X $(MODULE)/core.Commit=$(COMMIT) -X $(MODULE)/core.Date=$(DATE)
 GO      ?= go
@@ -14,11 +15,30 @@ help: ## List the targets
 
 .PHONY: run
 run: ## Run the proxy on 0.0.0.0:9000 (OXY_* settings from the environment)
-	$(GO) run ./platforms/server
+	$(GO) run ./platforms/chatgpt_reverse_proxy
 
 .PHONY: build
 build: ## Build the server binary into bin/
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/chatgpt_reverse_proxy ./platforms/server
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/chatgpt_reverse_proxy ./platforms/chatgpt_reverse_proxy
+
+# The image: the static server binary for linux/$(DOCKER_ARCH) in a context of
+# its own, laid out as goreleaser's dockers_v2 does, and build/Dockerfile
+# (FROM scratch: nothing is pulled). DOCKER_BUILDKIT=0 uses the classic builder,
+# which needs no buildx plugin.
+IMAGE          ?= chatgpt_reverse_proxy:local
+DOCKER         ?= docker
+DOCKER_ARCH    ?= $(shell $(GO) env GOARCH)
+IMAGE_CONTEXT ?= bin/docker
+DOCKER_BUILDKIT ?= 0
+
+.PHONY: docker
+docker: ## Build the server image (FROM scratch, nothing pulled): make docker [IMAGE=chatgpt_reverse_proxy:local]
+	rm -rf $(IMAGE_CONTEXT)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(DOCKER_ARCH) $(GO) build -trimpath -ldflags "$(LDFLAGS)" \
+		-o $(IMAGE_CONTEXT)/linux/$(DOCKER_ARCH)/chatgpt_reverse_proxy ./platforms/chatgpt_reverse_proxy
+	DOCKER_BUILDKIT=$(DOCKER_BUILDKIT) $(DOCKER) build -q -f build/Dockerfile -t $(IMAGE) \
+		--build-arg TARGETPLATFORM=linux/$(DOCKER_ARCH) --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) \
+		$(IMAGE_CONTEXT)
 
 .PHONY: test
 test: ## Run go vet and every test with the race detector

@@ -446,7 +446,7 @@ func TestKeyTransport_postBodyReplayedByteForByte(t *testing.T) {
 // TestKeyTransport_firstAttemptStreamsTheBody checks that the pool keeps the
 // proxy a pipe in both directions: the first attempt sends the body as it
 // arrives, so an upstream may answer while the client still holds back the
-// end of its body (as in platforms/server's duplex test), and the body is
+// end of its body (as in platforms/chatgpt_reverse_proxy's duplex test), and the body is
 // not first gathered in memory.
 func TestKeyTransport_firstAttemptStreamsTheBody(t *testing.T) {
 	body := make([]byte, 64<<10)

@@ -65,15 +65,15 @@ func run(s settings, stdout io.Writer) error {
 			return err
 		}
 	} else {
-		logf("building ./platforms/server")
-		if err := goBuild(root, "./platforms/server", bin); err != nil {
+		logf("building %s", serverPackage(root))
+		if err := goBuild(root, serverPackage(root), bin); err != nil {
 			return err
 		}
 	}
 	baseBin := ""
 	if s.base != "" {
 		baseBin = filepath.Join(dir, "chatgpt_reverse_proxy-base")
-		logf("building ./platforms/server at %s", s.base)
+		logf("building the server build at %s", s.base)
 		if err := buildRevision(root, s.base, filepath.Join(dir, "base-src"), baseBin); err != nil {
 			return err
 		}
@@ -360,7 +360,17 @@ func buildRevision(root, rev, src, out string) error {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("extracting revision %s: %w\n%s", rev, err, b)
 	}
-	return goBuild(src, "./platforms/server", out)
+	return goBuild(src, serverPackage(src), out)
+}
+
+// serverPackage is the plain server build's package in the tree at root:
+// ./platforms/chatgpt_reverse_proxy, or ./platforms/server in revisions
+// before it was named for the command go install makes.
+func serverPackage(root string) string {
+	if _, err := os.Stat(filepath.Join(root, "platforms", "chatgpt_reverse_proxy", "main.go")); err == nil {
+		return "./platforms/chatgpt_reverse_proxy"
+	}
+	return "./platforms/server"
 }
 
 // loadAvg returns the first three fields of /proc/loadavg: how busy the

@@ -284,10 +284,10 @@ func TestSetup_flagsAndUnknownSettings(t *testing.T) {
 		!strings.HasPrefix(stdout.String(), "chatgpt_reverse_proxy ") {
 		t.Errorf("-version: err %v, output %q", err, stdout.String())
 	}
-	var stderr bytes.Buffer
-	if _, err := setup([]string{"-h"}, env{}, io.Discard, &stderr); err == nil ||
-		!strings.Contains(stderr.String(), InvokeModeSetting) {
-		t.Errorf("-h: err %v, output %q", err, stderr.String())
+	stdout.Reset()
+	if _, err := setup([]string{"-h"}, env{}, &stdout, io.Discard); err == nil ||
+		!strings.Contains(stdout.String(), InvokeModeSetting) {
+		t.Errorf("-h: err %v, output %q", err, stdout.String())
 	}
 	e := env{"OXY_LAMBDA_INVOKE_MOD": "buffered"}
 	if _, err := setup(nil, e, io.Discard, io.Discard); err == nil ||

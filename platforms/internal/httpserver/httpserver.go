@@ -66,6 +66,10 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
 	}
+	if s.longLived && unguarded(cfg, ln.Addr()) {
+		logger.Warn("listening beyond loopback with neither proxy keys nor an allow-list: whoever reaches this address can use the proxy",
+			"addr", ln.Addr().String(), "hint", "set OXY_AUTH_KEYS (with OXY_UPSTREAM_API_KEY) or OXY_ALLOW_CIDRS, or OXY_HOST=127.0.0.1 to listen on loopback only")
+	}
 	if cfg.MaxConnections > 0 {
 		ln = limitListener(ln, cfg.MaxConnections)
 	}
@@ -122,6 +126,19 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	}
 	logger.Info("stopped")
 	return nil
+}
+
+// unguarded reports whether a server listening on addr can be used by
+// anyone who reaches it: the address is not loopback, and neither proxy keys
+// (OXY_AUTH_KEYS) nor an allow-list (OXY_ALLOW_CIDRS) limit who may call.
+// Serverless HTTP runtimes are left out: there the platform's front end, not
+// the operator's network, decides who reaches the port.
+func unguarded(cfg core.Config, addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok || tcp.IP.IsLoopback() {
+		return false
+	}
+	return len(cfg.AuthKeys) == 0 && len(cfg.AllowCIDRs) == 0
 }
 
 // waitAtMost waits for wg for up to d and reports whether it is done.

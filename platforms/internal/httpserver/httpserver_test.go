@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,31 @@ func TestRun_slowHeadersClosedAt10s(t *testing.T) {
 	_, err = io.ReadAll(conn)
 	if d := time.Since(start); err != nil || d < 9*time.Second || d > 15*time.Second {
 		t.Errorf("connection ended after %v (%v); want it closed by the proxy at about 10s", d, err)
+	}
+}
+
+func TestUnguarded(t *testing.T) {
+	key := []core.ProxyKey{{}}
+	cidrs := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	for _, tc := range []struct {
+		addr string
+		cfg  core.Config
+		want bool
+	}{
+		{"0.0.0.0:9000", core.Config{}, true},
+		{"[::]:9000", core.Config{}, true},
+		{"192.0.2.7:9000", core.Config{}, true},
+		{"127.0.0.1:9000", core.Config{}, false},
+		{"[::1]:9000", core.Config{}, false},
+		{"0.0.0.0:9000", core.Config{AuthKeys: key}, false},
+		{"0.0.0.0:9000", core.Config{AllowCIDRs: cidrs}, false},
+	} {
+		addr, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := unguarded(tc.cfg, addr); got != tc.want {
+			t.Errorf("unguarded(%s, keys %d, cidrs %d) = %v; want %v", tc.addr, len(tc.cfg.AuthKeys), len(tc.cfg.AllowCIDRs), got, tc.want)
+		}
 	}
 }

@@ -32,9 +32,11 @@ const Program = "chatgpt_reverse_proxy"
 
 // Platform describes one build.
 type Platform struct {
-	// Name is the build's folder under platforms/ (server, aliyunfc,
-	// tencentscf, tencentscfevent, awslambda). It appears in -h and in the
-	// startup log line.
+	// Name is the build's folder under platforms/ (aliyunfc, tencentscf,
+	// tencentscfevent, awslambda), except for the plain server build, named
+	// server, whose folder platforms/chatgpt_reverse_proxy is named for the
+	// command `go install` makes. It appears in -h and in the startup log
+	// line.
 	Name string
 	// Defaults are the platform's presets.
 	Defaults core.Defaults
@@ -155,20 +157,24 @@ func Handler(p Platform, cfg core.Config, logger *slog.Logger, opts ...core.Opti
 	return proxy.WithAdapter(p.Wrap(cfg, logger, proxy))
 }
 
-// Setup parses the flags (-h lists every setting, -version prints the build)
-// and the settings, runs the platform's Check, and returns the configuration
-// and the logger. It returns flag.ErrHelp after -h or -version, and an error
-// naming every bad setting.
+// Setup parses the flags (-h lists every setting on stdout, -version prints
+// the build, -healthcheck asks a running proxy's health route) and the
+// settings, runs the platform's Check, and returns the configuration and the
+// logger. It returns flag.ErrHelp after -h, -version or a successful
+// -healthcheck (exit status 0), and an error naming every bad setting or
+// flag. Errors are returned, never printed here: Exit prints them once.
 func Setup(p Platform, args []string, lookup core.LookupFunc, environ []string, stdout, stderr io.Writer) (core.Config, *slog.Logger, error) {
 	fs := flag.NewFlagSet(Program, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	showVersion := fs.Bool("version", false, "print the version and exit")
-	fs.Usage = func() { Usage(stderr, p) }
+	healthcheck := fs.Bool("healthcheck", false, "ask the health route of the proxy running here (OXY_HOST, OXY_PORT, OXY_HEALTH_PATH) and exit 0 if it answers 200, else 1")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			Usage(stdout, p)
 			return core.Config{}, nil, err
 		}
-		return core.Config{}, nil, usageError{err}
+		return core.Config{}, nil, usageError{fmt.Errorf("%w (see -h)", err)}
 	}
 	if fs.NArg() > 0 {
 		return core.Config{}, nil, usageError{fmt.Errorf("unexpected argument %q; settings come from OXY_* environment variables, see -h", fs.Arg(0))}
@@ -186,13 +192,23 @@ func Setup(p Platform, args []string, lookup core.LookupFunc, environ []string, 
 			return core.Config{}, nil, err
 		}
 	}
+	if *healthcheck {
+		if err := Healthcheck(cfg, stdout); err != nil {
+			return core.Config{}, nil, err
+		}
+		return core.Config{}, nil, flag.ErrHelp
+	}
 	return cfg, core.NewLogger(cfg, stderr), nil
 }
 
 // Usage prints the flags and every setting with its default.
 func Usage(w io.Writer, p Platform) {
 	fmt.Fprintf(w, "%s (%s): a reverse proxy for the OpenAI API and other AI APIs\n\n", Program, p.Name)
-	fmt.Fprintf(w, "Usage: %s [-version]\n\nSettings (environment variables):\n", Program)
+	fmt.Fprintf(w, "Usage: %s [-version | -healthcheck]\n\n", Program)
+	fmt.Fprintf(w, "  -version      print the version and exit\n")
+	fmt.Fprintf(w, "  -healthcheck  ask the health route of the proxy running here (OXY_HOST, OXY_PORT,\n")
+	fmt.Fprintf(w, "                OXY_HEALTH_PATH); exit 0 if it answers 200, else 1 (a container health check)\n")
+	fmt.Fprintf(w, "\nSettings (environment variables):\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, s := range core.AllSettings(p.Defaults) {
 		def := s.Default

@@ -33,14 +33,23 @@ func TestRun_flagsAndSettings(t *testing.T) {
 	if !strings.HasPrefix(out.String(), "chatgpt_reverse_proxy ") || !strings.Contains(out.String(), "go1.") {
 		t.Errorf("-version printed %q", out.String())
 	}
+	out.Reset()
 	errOut.Reset()
 	if err := Run(context.Background(), Platform{Name: "test", NewRunner: refuseRunner(t)}, []string{"-h"}, none, nil, &out, &errOut); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, want := range []string{"OXY_TARGET", "https://api.openai.com", "OXY_PORT", "9000", "OXY_HOP_HEADER_PREFIX"} {
-		if !strings.Contains(errOut.String(), want) {
-			t.Errorf("-h lacks %q:\n%s", want, errOut.String())
+	for _, want := range []string{"OXY_TARGET", "https://api.openai.com", "OXY_PORT", "9000", "OXY_HOP_HEADER_PREFIX", "-healthcheck"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h on stdout lacks %q:\n%s", want, out.String())
 		}
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("-h wrote to stderr: %q; want the usage on stdout only", errOut.String())
+	}
+	errOut.Reset()
+	if err := Run(context.Background(), Platform{Name: "test", NewRunner: refuseRunner(t)}, []string{"-bogus"}, none, nil, &out, &errOut); !errors.As(err, new(usageError)) ||
+		!strings.Contains(err.Error(), "-bogus") || errOut.Len() != 0 {
+		t.Errorf("-bogus: err %v, stderr %q; want a usage error, printed by Exit only", err, errOut.String())
 	}
 	bad := func(k string) (string, bool) {
 		if k == "OXY_PORT" {

@@ -26,15 +26,19 @@ func TestBinary_version(t *testing.T) {
 	}
 }
 
-// TestBinary_help checks that -h lists every setting with its default.
+// TestBinary_help checks that -h lists the flags and every setting with its
+// default, on stdout (so that `-h | less` works), and exits 0.
 func TestBinary_help(t *testing.T) {
 	p := runBinary(t, nil, "-h")
 	if code := p.Cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("-h exited with %d; want 0", code)
 	}
-	out := p.Stdout.String() + p.Stderr.String()
-	if !strings.Contains(out, "-version") {
-		t.Errorf("-h output does not mention -version:\n%s", out)
+	out := p.Stdout.String()
+	if p.Stderr.String() != "" {
+		t.Errorf("-h wrote to stderr %q; want the usage on stdout", p.Stderr.String())
+	}
+	if !strings.Contains(out, "-version") || !strings.Contains(out, "-healthcheck") {
+		t.Errorf("-h output does not mention -version and -healthcheck:\n%s", out)
 	}
 	lines := strings.Split(out, "\n")
 	for _, s := range core.AllSettings(platform.Defaults) {
