@@ -534,14 +534,14 @@ func TestVersionFlag(t *testing.T) {
 
 func TestHelpFlag(t *testing.T) {
 	cmd := exec.Command(binary, "-h")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("-h: %v; want exit 0", err)
 	}
 	for _, want := range []string{"(tencentscfevent)", "OXY_TARGET", "_LAMBDA_SERVER_PORT"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("-h output lacks %q:\n%s", want, &stderr)
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("-h output on stdout lacks %q:\n%s", want, &stdout)
 		}
 	}
 	err := exec.Command(binary, "-no-such-flag").Run()
