@@ -163,6 +163,10 @@ func (rec *record) WriteHeader(code int) {
 	}
 	rec.armSend()
 	rec.ResponseWriter.WriteHeader(code)
+	if code >= 200 && isEventStream(rec.Header()) {
+		// Send the header now, not with the first event: see isEventStream.
+		_ = rec.FlushError()
+	}
 }
 
 func (rec *record) Write(b []byte) (int, error) {
