@@ -88,6 +88,15 @@ type Config struct {
 	// cannot be reached (OXY_LIMITS_FAIL_CLOSED); off, they pass unlimited.
 	LimitsFailClosed bool
 
+	// Retries is how many times a refused or failed upstream attempt is
+	// retried with another key (OXY_RETRIES).
+	Retries int
+	// RetryMaxBody is the largest request body replayed by a retry
+	// (OXY_RETRY_MAX_BODY).
+	RetryMaxBody int64
+	// KeyCooldown is how long a key the upstream rejected rests (OXY_KEY_COOLDOWN).
+	KeyCooldown time.Duration
+
 	// Extra holds the validated values of the platform's own settings, by name.
 	Extra map[string]string
 }
@@ -130,6 +139,9 @@ var Settings = []Setting{
 	{Name: "OXY_UPSTREAM_API_KEY_HEADER", Default: "", Usage: "header for the real key (default: api-key for Azure OpenAI hosts, else Authorization: Bearer)"},
 	{Name: "OXY_ROUTES", Default: "", Usage: "comma-separated routes, each served at /NAME: a preset (" + strings.Join(presetNames(), ", ") + ") or NAME=URL"},
 	{Name: "OXY_UPSTREAM_API_KEY_<NAME>", Default: "", Usage: "the real API key of route NAME (upper-cased, - as _), sent in that vendor's way", Secret: true},
+	{Name: "OXY_RETRIES", Default: strconv.Itoa(DefaultRetries), Usage: "retries of a refused or failed upstream attempt, with another real key, before anything reaches the client (0-10)"},
+	{Name: "OXY_RETRY_MAX_BODY", Default: "1MiB", Usage: "largest request body kept in memory for a retry (bytes, KiB or MiB); larger bodies are never retried"},
+	{Name: "OXY_KEY_COOLDOWN", Default: "10m", Usage: "how long a real key rests after the upstream rejects it (401, 403, out of quota)"},
 	{Name: "OXY_CORS_ORIGINS", Default: "", Usage: "comma-separated browser origins allowed, or * (empty: CORS off, the upstream's headers pass)"},
 	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
 	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
@@ -202,6 +214,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	p.access(&c)
 	c.StreamUsage = p.boolean("OXY_STREAM_USAGE")
 	p.limits(&c)
+	p.retries(&c)
 	c.Extra = map[string]string{}
 	for _, s := range opts.Defaults.Extra {
 		v := p.get(s.Name)
