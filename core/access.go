@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -119,10 +120,7 @@ func (p *parser) access(c *Config) {
 		p.failSecret("OXY_AUTH_KEYS", problem)
 	}
 	c.AuthKeys = keys
-	c.UpstreamAPIKey = Secret(p.get("OXY_UPSTREAM_API_KEY"))
-	if !printable(c.UpstreamAPIKey.Reveal()) {
-		p.failSecret("OXY_UPSTREAM_API_KEY", "must be printable ASCII without spaces")
-	}
+	c.UpstreamAPIKeys = p.realKeys("OXY_UPSTREAM_API_KEY")
 	c.UpstreamAPIKeyHeader = p.keyHeader("OXY_UPSTREAM_API_KEY_HEADER", c)
 	c.CORSOrigins = p.origins("OXY_CORS_ORIGINS")
 	if hp := p.get("OXY_HEALTH_PATH"); checkHealthPath(hp) != nil {
@@ -154,9 +152,9 @@ func printable(s string) bool {
 func (p *parser) keyHeader(name string, c *Config) string {
 	v := p.get(name)
 	switch {
-	case c.UpstreamAPIKey == "" && v != "":
+	case len(c.UpstreamAPIKeys) == 0 && v != "":
 		p.fail(name, v, "set without OXY_UPSTREAM_API_KEY, want both or neither")
-	case c.UpstreamAPIKey == "":
+	case len(c.UpstreamAPIKeys) == 0:
 	case v == "":
 		return defaultKeyHeader(c.Target)
 	default:
@@ -212,18 +210,18 @@ func (p *parser) crossCheckAccess(c *Config) {
 		}
 		// Clients present proxy keys, not vendor keys: without the real key
 		// the upstream would receive nothing it accepts.
-		if len(c.AuthKeys) > 0 && r.Key == "" {
+		if len(c.AuthKeys) > 0 && len(r.Keys) == 0 {
 			p.failSecret("OXY_AUTH_KEYS", "set without "+setting+"; the proxy keys replace the client's key, "+
 				"so the proxy must hold the real one (for an upstream that needs none, set any value)")
 		}
 		// The real key given to anyone who finds the URL would be spent by anyone.
-		if r.Key != "" && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
+		if len(r.Keys) > 0 && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
 			p.failSecret(r.KeySetting, "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS, so anyone who finds the URL "+
 				"could spend the key; hand out keys with OXY_AUTH_KEYS, or limit addresses with OXY_ALLOW_CIDRS "+
 				"(0.0.0.0/0,::/0 accepts every address)")
 		}
 		for _, k := range c.AuthKeys {
-			if r.Key != "" && k.Key == r.Key {
+			if slices.Contains(r.Keys, k.Key) {
 				p.failSecret("OXY_AUTH_KEYS", "a proxy key is the upstream key itself ("+r.KeySetting+"); hand out keys of your own")
 				break
 			}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -39,6 +40,13 @@ type Exchange struct {
 	BytesIn, BytesOut int64
 	// UpstreamRequestID is the upstream's X-Request-Id, if it sent one.
 	UpstreamRequestID string
+	// UpstreamKey names the real key of the last attempt ("#1", "#2"...,
+	// never its value; see KeyPool); empty on a route without real keys.
+	UpstreamKey string
+	// Retries are the reasons why earlier attempts were retried, in order
+	// (rate_limited, unavailable, connect...; see keyverdict.go), for the
+	// log and oxy_retries_total{route,reason}; empty without retries.
+	Retries []string
 	// Aborted reports a response cut short because the upstream failed mid-body.
 	Aborted bool
 	// Cut names who else cut the answer short: "shutdown" (the proxy's grace
@@ -275,7 +283,7 @@ func logExchange(logger *slog.Logger, x *Exchange) {
 	if !logger.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 14+len(x.Attrs))
+	attrs := make([]slog.Attr, 0, 16+len(x.Attrs))
 	attrs = append(attrs,
 		slog.String("method", x.Method),
 		slog.String("path", x.Path),
@@ -311,6 +319,12 @@ func logExchange(logger *slog.Logger, x *Exchange) {
 	}
 	if x.Unchecked {
 		attrs = append(attrs, slog.Bool("limits_unchecked", true))
+	}
+	if x.UpstreamKey != "" {
+		attrs = append(attrs, slog.String("upstream_key", x.UpstreamKey))
+	}
+	if len(x.Retries) > 0 {
+		attrs = append(attrs, slog.Int("retries", len(x.Retries)), slog.String("retry_reasons", strings.Join(x.Retries, ",")))
 	}
 	attrs = append(attrs, x.Attrs...)
 	logger.LogAttrs(context.Background(), level, "request", attrs...)

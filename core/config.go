@@ -56,10 +56,11 @@ type Config struct {
 	// AuthKeys are the proxy keys a client must present (OXY_AUTH_KEYS);
 	// none means no key is required.
 	AuthKeys []ProxyKey
-	// UpstreamAPIKey is the real key sent upstream in place of the client's
-	// credentials (OXY_UPSTREAM_API_KEY); empty passes the client's on.
-	UpstreamAPIKey Secret
-	// UpstreamAPIKeyHeader carries UpstreamAPIKey: "Authorization" (as a
+	// UpstreamAPIKeys are the real keys sent upstream in place of the
+	// client's credentials (OXY_UPSTREAM_API_KEY, comma-separated), taken in
+	// turn; none passes the client's on.
+	UpstreamAPIKeys []Secret
+	// UpstreamAPIKeyHeader carries UpstreamAPIKeys: "Authorization" (as a
 	// Bearer token) or a header holding the bare key, such as "Api-Key".
 	UpstreamAPIKeyHeader string
 	// CORSOrigins are the browser origins allowed, or "*" (OXY_CORS_ORIGINS);
@@ -135,10 +136,10 @@ var Settings = []Setting{
 	{Name: "OXY_LOG_LEVEL", Default: "info", Usage: "debug, info, warn or error"},
 	{Name: "OXY_LOG_FORMAT", Default: "text", Usage: "text or json"},
 	{Name: "OXY_AUTH_KEYS", Default: "", Usage: "comma-separated proxy keys clients must send (name:key names the caller in the log); needs OXY_UPSTREAM_API_KEY", Secret: true},
-	{Name: "OXY_UPSTREAM_API_KEY", Default: "", Usage: "the real API key, sent upstream in place of the client's key", Secret: true},
+	{Name: "OXY_UPSTREAM_API_KEY", Default: "", Usage: "the real API key, sent upstream in place of the client's key; several, comma-separated, are taken in turn", Secret: true},
 	{Name: "OXY_UPSTREAM_API_KEY_HEADER", Default: "", Usage: "header for the real key (default: api-key for Azure OpenAI hosts, else Authorization: Bearer)"},
 	{Name: "OXY_ROUTES", Default: "", Usage: "comma-separated routes, each served at /NAME: a preset (" + strings.Join(presetNames(), ", ") + ") or NAME=URL"},
-	{Name: "OXY_UPSTREAM_API_KEY_<NAME>", Default: "", Usage: "the real API key of route NAME (upper-cased, - as _), sent in that vendor's way", Secret: true},
+	{Name: "OXY_UPSTREAM_API_KEY_<NAME>", Default: "", Usage: "the real API key of route NAME (upper-cased, - as _), sent in that vendor's way; several, comma-separated, are taken in turn", Secret: true},
 	{Name: "OXY_RETRIES", Default: strconv.Itoa(DefaultRetries), Usage: "retries of a refused or failed upstream attempt, with another real key, before anything reaches the client (0-10)"},
 	{Name: "OXY_RETRY_MAX_BODY", Default: "1MiB", Usage: "largest request body kept in memory for a retry (bytes, KiB or MiB); larger bodies are never retried"},
 	{Name: "OXY_KEY_COOLDOWN", Default: "10m", Usage: "how long a real key rests after the upstream rejects it (401, 403, out of quota)"},
@@ -240,7 +241,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 // DefaultRoute returns the route of OXY_TARGET and OXY_UPSTREAM_API_KEY,
 // which serves every path that no entry of Routes claims.
 func (c Config) DefaultRoute() Route {
-	r := Route{Name: DefaultRouteName, Target: c.Target, Key: c.UpstreamAPIKey, KeySetting: "OXY_UPSTREAM_API_KEY"}
+	r := Route{Name: DefaultRouteName, Target: c.Target, Keys: c.UpstreamAPIKeys, KeySetting: "OXY_UPSTREAM_API_KEY"}
 	if c.UpstreamAPIKeyHeader != "" {
 		r.Credential = credentialForHeader(c.UpstreamAPIKeyHeader)
 	} else {

@@ -63,18 +63,6 @@ func (m *memoryKeyRests) Resting(_ context.Context, route string, until []time.T
 	return nil
 }
 
-// KeyObserver is told of the key pool's events, for metrics; the Prometheus
-// adapter implements it (oxy_retries_total{route,reason}). The availability of
-// each key (oxy_upstream_key_available{route,key}) is read with KeyPool.Status
-// when metrics are collected.
-type KeyObserver interface {
-	// KeyRested is called once when key (e.g. "#2") of route starts resting.
-	KeyRested(route, key, reason string, until time.Time)
-	// Retried is called for every retry, with the reason the previous
-	// attempt failed.
-	Retried(route, reason string)
-}
-
 // KeyPoolOptions are a key pool's settings.
 type KeyPoolOptions struct {
 	// Cooldown is how long a key rests after an answer that says the key
@@ -84,8 +72,6 @@ type KeyPoolOptions struct {
 	Rests KeyRests
 	// Logger receives one line per rest; nil discards them.
 	Logger *slog.Logger
-	// Observer, if set, is told of rests and retries.
-	Observer KeyObserver
 }
 
 // DefaultKeyCooldown is OXY_KEY_COOLDOWN's default.
@@ -100,13 +86,12 @@ type KeyPool struct {
 	cooldown time.Duration
 	rests    KeyRests
 	logger   *slog.Logger
-	observer KeyObserver
 	next     atomic.Uint64
 }
 
 // NewKeyPool returns the pool of keys (in configured order) for route.
 func NewKeyPool(route string, keys []Secret, o KeyPoolOptions) *KeyPool {
-	p := &KeyPool{route: route, keys: keys, cooldown: o.Cooldown, rests: o.Rests, logger: o.Logger, observer: o.Observer}
+	p := &KeyPool{route: route, keys: keys, cooldown: o.Cooldown, rests: o.Rests, logger: o.Logger}
 	if p.cooldown <= 0 {
 		p.cooldown = DefaultKeyCooldown
 	}
@@ -142,7 +127,8 @@ type KeyStatus struct {
 	Until time.Time
 }
 
-// Status returns every key's state, in configured order, for metrics.
+// Status returns every key's state, in configured order, for metrics
+// (Handler.KeyStates).
 func (p *KeyPool) Status(ctx context.Context) []KeyStatus {
 	until := p.resting(ctx)
 	now := time.Now()
@@ -165,6 +151,24 @@ func (p *KeyPool) resting(ctx context.Context) []time.Time {
 		clear(until)
 	}
 	return until
+}
+
+// allResting reports whether every key rests, and when the first comes back.
+func (p *KeyPool) allResting(ctx context.Context) (soonest time.Time, all bool) {
+	until := p.resting(ctx)
+	now := time.Now()
+	if len(until) == 0 {
+		return time.Time{}, false
+	}
+	for _, u := range until {
+		if !u.After(now) {
+			return time.Time{}, false
+		}
+		if soonest.IsZero() || u.Before(soonest) {
+			soonest = u
+		}
+	}
+	return soonest, true
 }
 
 // pick chooses the key for the next attempt: the next available key in
@@ -222,7 +226,4 @@ func (p *KeyPool) rest(ctx context.Context, k int, d time.Duration, reason strin
 	p.logger.LogAttrs(ctx, slog.LevelWarn, "upstream key resting",
 		slog.String("route", p.route), slog.String("key", p.labels[k]), slog.String("reason", reason),
 		slog.Int("status", status), slog.Duration("for", d))
-	if p.observer != nil {
-		p.observer.KeyRested(p.route, p.labels[k], reason, until)
-	}
 }

@@ -48,20 +48,32 @@ func parseSize(v string) (int64, error) {
 	return n * mult, nil
 }
 
+// realKeys reads a real-key setting: one key or several, comma-separated.
+func (p *parser) realKeys(name string) []Secret {
+	keys, problems := splitKeys(p.get(name))
+	for _, problem := range problems {
+		p.failSecret(name, problem)
+	}
+	return keys
+}
+
 // splitKeys splits a real-key setting (OXY_UPSTREAM_API_KEY and its per-route
 // forms) into its keys: comma-separated, spaces around each ignored, in the
 // order given, which numbers them #1, #2... Its problems name an entry by
-// position, never by value.
+// position (when there are several), never by value.
 func splitKeys(v string) ([]Secret, []string) {
 	var keys []Secret
 	var problems []string
 	seen := map[string]int{}
-	for i, entry := range strings.Split(v, ",") {
+	entries := strings.Split(v, ",")
+	for i, entry := range entries {
 		entry = strings.TrimSpace(entry)
 		pos := i + 1
 		switch {
 		case entry == "":
 			continue
+		case !printable(entry) && len(entries) == 1:
+			problems = append(problems, "must be printable ASCII without spaces")
 		case !printable(entry):
 			problems = append(problems, fmt.Sprintf("key %d: must be printable ASCII without spaces", pos))
 		case seen[entry] != 0:

@@ -79,6 +79,7 @@ func TestSplitKeys(t *testing.T) {
 		{"sk-one,,sk-two,", []string{"sk-one", "sk-two"}, nil},
 		{"sk-one,sk-two,sk-one", []string{"sk-one", "sk-two"}, []string{"key 3: same key as key 1"}},
 		{"sk-one,sk\ttwo", []string{"sk-one"}, []string{"key 2: must be printable ASCII without spaces"}},
+		{"sk\x7fone", nil, []string{"must be printable ASCII without spaces"}},
 	} {
 		keys, problems := splitKeys(tt.in)
 		var got []string
@@ -89,4 +90,13 @@ func TestSplitKeys(t *testing.T) {
 			t.Errorf("splitKeys(%q) = %q, %q; want %q, %q", tt.in, got, problems, tt.keys, tt.problems)
 		}
 	}
+}
+
+// revealAll returns the keys' values, for comparisons in tests.
+func revealAll(keys []Secret) []string {
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.Reveal())
+	}
+	return out
 }

@@ -76,7 +76,7 @@ func TestFromEnv_accessSettings(t *testing.T) {
 	if want := []ProxyKey{{Name: "alice", Key: testProxyKey}, {Key: testProxyKey2}}; !reflect.DeepEqual(c.AuthKeys, want) {
 		t.Errorf("AuthKeys = %v; want %v", c.AuthKeys, want)
 	}
-	if c.UpstreamAPIKey.Reveal() != testRealKey || c.UpstreamAPIKeyHeader != "Api-Key" {
+	if fmt.Sprint(revealAll(c.UpstreamAPIKeys)) != "["+testRealKey+"]" || c.UpstreamAPIKeyHeader != "Api-Key" {
 		t.Errorf("upstream key header = %q; want Api-Key for an Azure OpenAI target", c.UpstreamAPIKeyHeader)
 	}
 	if want := []string{"https://App.example.com", "http://localhost:5173"}; !reflect.DeepEqual(c.CORSOrigins, want) {
@@ -93,7 +93,7 @@ func TestFromEnv_accessSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.AuthKeys != nil || d.UpstreamAPIKey != "" || d.UpstreamAPIKeyHeader != "" || d.CORSOrigins != nil || d.AllowCIDRs != nil || d.HealthPath != "/healthz" {
+	if d.AuthKeys != nil || d.UpstreamAPIKeys != nil || d.UpstreamAPIKeyHeader != "" || d.CORSOrigins != nil || d.AllowCIDRs != nil || d.HealthPath != "/healthz" {
 		t.Errorf("defaults = %+v; want everything off except the health route /healthz", d)
 	}
 }
@@ -178,15 +178,15 @@ func TestSecret_neverPrinted(t *testing.T) {
 	var out strings.Builder
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X"} {
 		fmt.Fprintf(&out, verb+"\n", c)
-		fmt.Fprintf(&out, verb+"\n", c.UpstreamAPIKey)
+		fmt.Fprintf(&out, verb+"\n", c.UpstreamAPIKeys)
 	}
 	j, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out.Write(j)
-	slog.New(slog.NewTextHandler(&out, nil)).Info("cfg", "cfg", c, "key", c.UpstreamAPIKey)
-	slog.New(slog.NewJSONHandler(&out, nil)).Info("cfg", "cfg", c, "key", c.UpstreamAPIKey, "keys", c.AuthKeys)
+	slog.New(slog.NewTextHandler(&out, nil)).Info("cfg", "cfg", c, "key", c.UpstreamAPIKeys)
+	slog.New(slog.NewJSONHandler(&out, nil)).Info("cfg", "cfg", c, "key", c.UpstreamAPIKeys, "keys", c.AuthKeys)
 	for _, secret := range []string{testRealKey, testProxyKey, testProxyKey2, fmt.Sprintf("%x", testRealKey)} {
 		if strings.Contains(strings.ToLower(out.String()), strings.ToLower(secret)) {
 			t.Fatalf("printed config shows a key:\n%s", out.String())

@@ -55,26 +55,38 @@ type Handler struct {
 	logger  *slog.Logger
 	access  *accessControl
 	budgets *budgets
+	pools   []*KeyPool // of the routes with real keys, in route order
 }
 
 // Option changes what New builds.
 type Option func(*options)
 
 type options struct {
-	limiter Limiter
+	limiter      Limiter
+	keyRests     KeyRests
+	retryBackoff time.Duration // tests shorten it
 }
 
 // WithLimiter keeps the budgets' counters (OXY_LIMITS) in l, such as a store
 // shared by every instance; without it they are kept in memory.
 func WithLimiter(l Limiter) Option { return func(o *options) { o.limiter = l } }
 
+// WithKeyRests keeps the rests of the routes' real keys (see KeyPool) in r,
+// such as a store shared by every instance; without it they are kept in
+// memory.
+func WithKeyRests(r KeyRests) Option { return func(o *options) { o.keyRests = r } }
+
 // New returns the proxy handler for c. transport may be nil, in which case
 // NewTransport(c) is used; tests and embedders pass their own. Every route's
-// reverse proxy shares it (one connection pool).
+// reverse proxy shares it (one connection pool); a route with real keys sends
+// through it with a KeyTransport, which takes the keys in turn and retries.
 func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Option) *Handler {
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.keyRests == nil {
+		o.keyRests = NewMemoryKeyRests()
 	}
 	if transport == nil {
 		transport = NewTransport(c)
@@ -92,10 +104,17 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Opt
 		return nil
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	retry := RetryOptions{Retries: c.Retries, MaxBody: c.RetryMaxBody, Backoff: o.retryBackoff}
 	h.router = NewRouter(c.AllRoutes(), func(u *Upstream) *httputil.ReverseProxy {
+		rt := transport
+		if len(u.Keys) > 0 {
+			u.pool = NewKeyPool(u.Name, u.Keys, KeyPoolOptions{Cooldown: c.KeyCooldown, Rests: o.keyRests, Logger: logger})
+			h.pools = append(h.pools, u.pool)
+			rt = NewKeyTransport(transport, u.pool, u.Credential.Apply, retry)
+		}
 		return &httputil.ReverseProxy{
 			Rewrite:        func(pr *httputil.ProxyRequest) { h.rewrite(u, pr) },
-			Transport:      transport,
+			Transport:      rt,
 			ModifyResponse: modify,
 			ErrorHandler:   h.handleError,
 			// The standard library already flushes text/event-stream and
@@ -179,6 +198,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	if screen(w, r, rec.path) || h.access.reject(w, r) {
 		return
 	}
+	// Every real key of the route resting: answered here, like the other
+	// answers the proxy makes itself (before full duplex, and before a
+	// budget is charged for a request that never reaches the upstream).
+	if p := rec.up.pool; p != nil && refuseAllResting(w, r, p) {
+		return
+	}
 	if h.budgets != nil && !h.budgets.admit(w, r, &rec.x) {
 		return
 	}
@@ -195,6 +220,26 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	_ = http.NewResponseController(w).EnableFullDuplex()
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	rec.up.proxy.ServeHTTP(w, r)
+}
+
+// KeyState is the state of one real key of one route.
+type KeyState struct {
+	// Route names the route (DefaultRouteName or a route of OXY_ROUTES).
+	Route string
+	KeyStatus
+}
+
+// KeyStates returns the state of every real key of every route, routes in
+// configured order and keys in theirs, for metrics
+// (oxy_upstream_key_available{route,key}), read when they are collected.
+func (h *Handler) KeyStates(ctx context.Context) []KeyState {
+	var out []KeyState
+	for _, p := range h.pools {
+		for _, s := range p.Status(ctx) {
+			out = append(out, KeyState{Route: p.Route(), KeyStatus: s})
+		}
+	}
+	return out
 }
 
 // observe is where every observer reads a finished request's Exchange.
@@ -219,12 +264,12 @@ func (h *Handler) rewrite(u *Upstream, pr *httputil.ProxyRequest) {
 	// should get the client's query byte for byte: the proxy never parses it.
 	pr.Out.URL.RawQuery = joinQuery(u.Target.RawQuery, pr.In.URL.RawQuery)
 	h.policy.CleanRequest(pr.Out.Header)
-	// With a real key, every credential the client sent is removed and the
-	// route's key put in the vendor's way. This runs after the header
-	// policy, so a platform's strip rules never remove the injected key.
-	if u.Key != "" {
+	// With real keys, every credential the client sent is removed; the
+	// route's KeyTransport then puts a key in the vendor's way on each
+	// attempt, after the header policy, so a platform's strip rules never
+	// remove it.
+	if len(u.Keys) > 0 {
 		removeClientCredentials(pr.Out)
-		u.Credential.Apply(pr.Out, u.Key)
 	}
 	if h.cfg.StreamUsage {
 		addStreamUsage(pr.Out)

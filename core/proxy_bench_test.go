@@ -82,24 +82,29 @@ func BenchmarkHandler_smallJSON(b *testing.B) {
 		b.Run(l.name, func(b *testing.B) {
 			c := benchConfig(b, "https://api.openai.com")
 			h := New(c, l.logger(c), fakeTransport{})
-			body := &resettableBody{}
-			r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-			r.Header.Set("Authorization", "Bearer sk-bench")
-			r.Header.Set("Content-Type", "application/json")
-			r.ContentLength = int64(len(benchRequest))
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				body.Reset(benchRequest)
-				r.Body = body
-				clear(w.h)
-				w.status = 0
-				h.ServeHTTP(w, r)
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
-			}
+			benchSmallJSON(b, h)
 		})
+	}
+}
+
+// benchSmallJSON sends benchRequest to h in memory until the benchmark ends.
+func benchSmallJSON(b *testing.B, h http.Handler) {
+	body := &resettableBody{}
+	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	r.Header.Set("Authorization", "Bearer sk-bench")
+	r.Header.Set("Content-Type", "application/json")
+	r.ContentLength = int64(len(benchRequest))
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		body.Reset(benchRequest)
+		r.Body = body
+		clear(w.h)
+		w.status = 0
+		h.ServeHTTP(w, r)
+		if w.status != http.StatusOK {
+			b.Fatalf("status %d", w.status)
+		}
 	}
 }
 
@@ -185,6 +190,30 @@ func BenchmarkHandler_routes(b *testing.B) {
 					b.Fatalf("status %d", w.status)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkHandler_realKeys compares a route without a real key (the
+// client's passes through), with one real key and with three (the key pool
+// and its retrying transport: one pick, a copy of the body kept for a retry).
+func BenchmarkHandler_realKeys(b *testing.B) {
+	for _, tc := range []struct{ name, keys string }{
+		{"keys=0", ""},
+		{"keys=1", "sk-real-1111111111"},
+		{"keys=3", "sk-real-1111111111,sk-real-2222222222,sk-real-3333333333"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			e := map[string]string{"OXY_TARGET": "https://api.openai.com", "OXY_LOG_LEVEL": "error"}
+			if tc.keys != "" {
+				e["OXY_UPSTREAM_API_KEY"], e["OXY_ALLOW_CIDRS"] = tc.keys, "0.0.0.0/0"
+			}
+			c, err := FromEnv(testkit.Lookup(e), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := New(c, slog.New(slog.DiscardHandler), fakeTransport{})
+			benchSmallJSON(b, h)
 		})
 	}
 }

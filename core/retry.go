@@ -72,6 +72,8 @@ func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	k, soonest, ok := t.pool.pick(ctx, nil, false)
 	if !ok {
+		// Handler.serve refuses such requests before they get here; this
+		// is for keys that started resting since, and for other callers.
 		AddLogAttrs(req, slog.String("rejected", errKeysResting.Code))
 		return restingResponse(req, soonest), nil
 	}
@@ -122,7 +124,7 @@ func (a *attempts) run(ctx context.Context) (*http.Response, error) {
 			AddLogAttrs(a.req, slog.String("not_retried", "body_not_replayable"))
 		}
 		if !retry {
-			t.logOutcome(a.req, k, attempt, v)
+			t.logOutcome(a.req, k, v)
 			return res, err
 		}
 		if res != nil {
@@ -133,8 +135,8 @@ func (a *attempts) run(ctx context.Context) (*http.Response, error) {
 		t.pool.logger.LogAttrs(ctx, slog.LevelInfo, "retrying upstream request",
 			slog.String("route", t.pool.route), slog.String("key", t.pool.labels[k]), slog.String("reason", v.reason),
 			slog.Int("attempt", attempt+1), slog.String("next_key", t.pool.labels[next]), slog.Duration("backoff", wait))
-		if t.pool.observer != nil {
-			t.pool.observer.Retried(t.pool.route, v.reason)
+		if x := ExchangeFrom(a.req); x != nil {
+			x.Retries = append(x.Retries, v.reason)
 		}
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
@@ -193,16 +195,14 @@ func (t *KeyTransport) retryPlan(ctx context.Context, v verdict, attempt int, tr
 	return next, wait, true
 }
 
-// logOutcome adds the key used, and the retries made, to the access-log line.
-func (t *KeyTransport) logOutcome(req *http.Request, k, attempt int, v verdict) {
-	attrs := []slog.Attr{slog.String("upstream_key", t.pool.labels[k])}
-	if attempt > 0 {
-		attrs = append(attrs, slog.Int("retries", attempt))
+// logOutcome records the key of the last attempt in the request's Exchange.
+func (t *KeyTransport) logOutcome(req *http.Request, k int, v verdict) {
+	if x := ExchangeFrom(req); x != nil {
+		x.UpstreamKey = t.pool.labels[k]
 	}
 	if v.reason == reasonRegion {
-		attrs = append(attrs, slog.String("upstream_refused", reasonRegion))
+		AddLogAttrs(req, slog.String("upstream_refused", reasonRegion))
 	}
-	AddLogAttrs(req, attrs...)
 }
 
 // backoff is the pause before retry number attempt+1: base doubled per
@@ -227,14 +227,31 @@ func sleep(ctx context.Context, d time.Duration) error {
 var errKeysResting = &APIError{Status: http.StatusTooManyRequests, Type: "rate_limit_exceeded", Code: "upstream_keys_resting",
 	Message: "every upstream API key of this proxy is resting after rate limits or errors; retry after the time in Retry-After"}
 
+// refuseAllResting answers r with the proxy's own 429 when every key of p
+// rests, and reports whether it did.
+func refuseAllResting(w http.ResponseWriter, r *http.Request, p *KeyPool) bool {
+	soonest, all := p.allResting(r.Context())
+	if !all {
+		return false
+	}
+	AddLogAttrs(r, slog.String("rejected", errKeysResting.Code))
+	w.Header().Set("Retry-After", retryAfterSeconds(soonest))
+	WriteError(w, errKeysResting)
+	return true
+}
+
+// retryAfterSeconds is Retry-After for t: whole seconds, rounded up, at least 1.
+func retryAfterSeconds(t time.Time) string {
+	return strconv.FormatInt(max(int64(math.Ceil(time.Until(t).Seconds())), 1), 10)
+}
+
 // restingResponse is the proxy's own 429 when every key rests, with
-// Retry-After (whole seconds, rounded up) set to when the first comes back.
+// Retry-After set to when the first comes back.
 func restingResponse(req *http.Request, soonest time.Time) *http.Response {
 	body := errorBody(errKeysResting)
-	secs := int64(math.Ceil(time.Until(soonest).Seconds()))
 	h := http.Header{}
 	setErrorHeaders(h, len(body))
-	h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	h.Set("Retry-After", retryAfterSeconds(soonest))
 	return &http.Response{
 		Status: "429 Too Many Requests", StatusCode: http.StatusTooManyRequests,
 		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,

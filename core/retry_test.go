@@ -95,19 +95,20 @@ func vendorAnswer(w http.ResponseWriter, status int, header map[string]string, b
 	_, _ = io.WriteString(w, body)
 }
 
-// poolProxy is a proxy whose transport draws keys from a pool, in front of a
+// poolProxy is a proxy whose default route has real keys, in front of a
 // keyed upstream.
 type poolProxy struct {
 	*testProxy
-	up       *keyedUpstream
-	pool     *KeyPool
-	observed *recordingObserver
+	up *keyedUpstream
+	h  *Handler
 }
 
 type poolSetup struct {
-	keys     int
+	keys     int // how many of testKeys; 0: all
 	cooldown time.Duration
-	retry    RetryOptions
+	retries  string // OXY_RETRIES; empty: the default
+	maxBody  string // OXY_RETRY_MAX_BODY; empty: the default
+	backoff  time.Duration
 	env      map[string]string
 	base     func(Config) http.RoundTripper
 	http2    bool // the upstream speaks HTTP/2 over TLS
@@ -115,8 +116,8 @@ type poolSetup struct {
 	raw http.HandlerFunc
 }
 
-// bearer is the credential scheme of the tests: Authorization: Bearer.
-func bearer(r *http.Request, key Secret) { r.Header.Set("Authorization", "Bearer "+key.Reveal()) }
+// withRetryBackoff sets the pause before a first retry, so that tests run fast.
+func withRetryBackoff(d time.Duration) Option { return func(o *options) { o.retryBackoff = d } }
 
 func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, r *http.Request, key, n int)) *poolProxy {
 	t.Helper()
@@ -132,30 +133,34 @@ func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, 
 		srv.Start()
 	}
 	t.Cleanup(srv.Close)
-	e := map[string]string{"OXY_TARGET": srv.URL, "OXY_LOG_FORMAT": "json", "OXY_LOG_LEVEL": "debug"}
+	if s.keys == 0 {
+		s.keys = len(testKeys)
+	}
+	var keys []string
+	for _, k := range testKeys[:s.keys] {
+		keys = append(keys, k.Reveal())
+	}
+	e := map[string]string{
+		"OXY_TARGET": srv.URL, "OXY_LOG_FORMAT": "json", "OXY_LOG_LEVEL": "debug",
+		"OXY_UPSTREAM_API_KEY": strings.Join(keys, ","), "OXY_ALLOW_CIDRS": "127.0.0.1",
+	}
+	if s.cooldown > 0 {
+		e["OXY_KEY_COOLDOWN"] = s.cooldown.String()
+	}
+	if s.retries != "" {
+		e["OXY_RETRIES"] = s.retries
+	}
+	if s.maxBody != "" {
+		e["OXY_RETRY_MAX_BODY"] = s.maxBody
+	}
 	for k, v := range s.env {
 		e[k] = v
 	}
-	cfg, err := FromEnv(testkit.Lookup(e), Options{})
+	cfg, err := FromEnv(testkit.Lookup(e), Options{Environ: testkit.Environ(e)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &testkit.LogBuffer{}
-	logger := NewLogger(cfg, logs)
-	obs := &recordingObserver{}
-	if s.keys == 0 {
-		s.keys = len(testKeys)
-	}
-	pool := NewKeyPool("default", testKeys[:s.keys], KeyPoolOptions{Cooldown: s.cooldown, Logger: logger, Observer: obs})
-	if s.retry.Retries == 0 {
-		s.retry.Retries = DefaultRetries
-	}
-	if s.retry.MaxBody == 0 {
-		s.retry.MaxBody = DefaultRetryMaxBody
-	}
-	if s.retry.Backoff == 0 {
-		s.retry.Backoff = 5 * time.Millisecond
-	}
 	tr := NewTransport(cfg)
 	if s.http2 {
 		tr.TLSClientConfig = srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
@@ -164,39 +169,17 @@ func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, 
 	if s.base != nil {
 		base = s.base(cfg)
 	}
-	h := New(cfg, logger, NewKeyTransport(base, pool, bearer, s.retry))
+	if s.backoff == 0 {
+		s.backoff = 5 * time.Millisecond
+	}
+	h := New(cfg, NewLogger(cfg, logs), base, withRetryBackoff(s.backoff))
 	proxy := httptest.NewServer(h)
 	t.Cleanup(proxy.Close)
-	return &poolProxy{
-		testProxy: &testProxy{URL: proxy.URL, Server: proxy, Log: logs, Config: cfg},
-		up:        up, pool: pool, observed: obs,
-	}
+	return &poolProxy{testProxy: &testProxy{URL: proxy.URL, Server: proxy, Log: logs, Config: cfg}, up: up, h: h}
 }
 
-// recordingObserver is a KeyObserver that remembers what it was told.
-type recordingObserver struct {
-	mu      sync.Mutex
-	rested  []string // "route key reason"
-	retried []string // "route reason"
-}
-
-func (o *recordingObserver) KeyRested(route, key, reason string, _ time.Time) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.rested = append(o.rested, route+" "+key+" "+reason)
-}
-
-func (o *recordingObserver) Retried(route, reason string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.retried = append(o.retried, route+" "+reason)
-}
-
-func (o *recordingObserver) get() (rested, retried []string) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]string(nil), o.rested...), append([]string(nil), o.retried...)
-}
+// status returns the state of the default route's keys.
+func (p *poolProxy) status() []KeyState { return p.h.KeyStates(context.Background()) }
 
 func get(t *testing.T, url string) (*http.Response, string) {
 	t.Helper()
@@ -246,16 +229,15 @@ func TestKeyTransport_429ThenNextKeyReturns200(t *testing.T) {
 	if got := p.up.keysSeen(); fmt.Sprint(got) != "[0 1]" {
 		t.Errorf("upstream saw keys %v; want [0 1]", got)
 	}
-	st := p.pool.Status(context.Background())
-	if st[0].Available || time.Until(st[0].Until) < 28*time.Second || time.Until(st[0].Until) > 30*time.Second {
+	st := p.status()
+	if st[0].Route != "default" || st[0].Key != "#1" || st[0].Available || time.Until(st[0].Until) < 28*time.Second || time.Until(st[0].Until) > 30*time.Second {
 		t.Errorf("key #1 = %+v; want resting about 30s (its Retry-After)", st[0])
 	}
 	if !st[1].Available {
 		t.Errorf("key #2 = %+v; want available", st[1])
 	}
-	rested, retried := p.observed.get()
-	if fmt.Sprint(rested) != "[default #1 rate_limited]" || fmt.Sprint(retried) != "[default rate_limited]" {
-		t.Errorf("observer got rested %v, retried %v; want one rest and one retry of #1 for rate_limited", rested, retried)
+	if !p.Log.WaitFor(time.Second, `"route":"default","status":200`, `"upstream_key":"#2","retries":1,"retry_reasons":"rate_limited"`) {
+		t.Errorf("access log does not name key #2 and the retry:\n%s", p.Log)
 	}
 	// Later requests skip the resting key.
 	get(t, p.URL+"/v1/models")
@@ -267,7 +249,7 @@ func TestKeyTransport_429ThenNextKeyReturns200(t *testing.T) {
 func TestKeyTransport_401KeyBenchedThenBack(t *testing.T) {
 	var bad atomic.Bool
 	bad.Store(true)
-	const cooldown = 300 * time.Millisecond
+	const cooldown = time.Second // the shortest OXY_KEY_COOLDOWN accepted
 	p := newPoolProxy(t, poolSetup{keys: 2, cooldown: cooldown}, func(w http.ResponseWriter, _ *http.Request, key, _ int) {
 		if key == 0 && bad.Load() {
 			vendorAnswer(w, 401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
@@ -281,11 +263,12 @@ func TestKeyTransport_401KeyBenchedThenBack(t *testing.T) {
 	}
 	benched := time.Now()
 	bad.Store(false) // the key is fixed upstream, but the proxy must not try it before the cooldown
-	for time.Since(benched) < cooldown-100*time.Millisecond {
+	for time.Since(benched) < cooldown-200*time.Millisecond {
 		get(t, p.URL+"/v1/models")
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, a := range p.up.seen()[2:] {
-		if a.key == 0 && a.at.Sub(benched) < cooldown-100*time.Millisecond {
+		if a.key == 0 && a.at.Sub(benched) < cooldown-200*time.Millisecond {
 			t.Fatalf("key #1 used %v after it was benched for %v", a.at.Sub(benched), cooldown)
 		}
 	}
@@ -371,7 +354,7 @@ func TestKeyTransport_bodyOverReplayLimitIsNotRetried(t *testing.T) {
 		{"chunked", func() io.Reader { return io.MultiReader(bytes.NewReader(body)) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPoolProxy(t, poolSetup{keys: 2, retry: RetryOptions{MaxBody: limit}}, func(w http.ResponseWriter, _ *http.Request, key, _ int) {
+			p := newPoolProxy(t, poolSetup{keys: 2, maxBody: "1KiB"}, func(w http.ResponseWriter, _ *http.Request, key, _ int) {
 				vendorAnswer(w, 503, nil, `{"error":{"message":"overloaded","type":"server_error"}}`)
 			})
 			res, err := http.Post(p.URL+"/v1/files", "application/octet-stream", tt.newBody())
@@ -617,11 +600,10 @@ func TestKeyTransport_connectionFailureRetried(t *testing.T) {
 	if seen := p.up.seen(); len(seen) != 1 || string(seen[0].body) != sent {
 		t.Errorf("upstream saw %d requests (%v); want one with the client's body", len(seen), seen)
 	}
-	_, retried := p.observed.get()
-	if fmt.Sprint(retried) != "[default connect default connect]" {
-		t.Errorf("retries observed %v; want two connect retries", retried)
+	if !p.Log.WaitFor(time.Second, `"retries":2,"retry_reasons":"connect,connect"`) {
+		t.Errorf("access log lacks the two connect retries:\n%s", p.Log)
 	}
-	if st := p.pool.Status(context.Background()); !st[0].Available {
+	if st := p.status(); !st[0].Available {
 		t.Errorf("key #1 rests after a connection failure; want available (not the key's fault)")
 	}
 
@@ -648,7 +630,7 @@ func TestKeyTransport_regionBlockIsPassedOnAndRestsNoKey(t *testing.T) {
 	if got := len(p.up.seen()); got != 1 {
 		t.Errorf("upstream saw %d attempts; want 1 (no other key helps)", got)
 	}
-	for _, st := range p.pool.Status(context.Background()) {
+	for _, st := range p.status() {
 		if !st.Available {
 			t.Errorf("key %s rests after a region block", st.Key)
 		}
@@ -656,7 +638,7 @@ func TestKeyTransport_regionBlockIsPassedOnAndRestsNoKey(t *testing.T) {
 }
 
 func TestKeyTransport_neverRetriesPastClientDeadline(t *testing.T) {
-	p := newPoolProxy(t, poolSetup{keys: 2, retry: RetryOptions{Backoff: 3 * time.Second},
+	p := newPoolProxy(t, poolSetup{keys: 2, backoff: 3 * time.Second,
 		env: map[string]string{"OXY_REQUEST_TIMEOUT": "1s"}},
 		func(w http.ResponseWriter, _ *http.Request, key, _ int) {
 			vendorAnswer(w, 503, nil, `{"error":{"message":"unavailable"}}`)
@@ -698,5 +680,59 @@ func TestKeyTransport_logNamesKeysByPositionOnly(t *testing.T) {
 		if !strings.Contains(logs, want) {
 			t.Errorf("log lacks %s:\n%s", want, logs)
 		}
+	}
+}
+
+func TestKeyTransport_eachRouteHasItsOwnPoolAndCredential(t *testing.T) {
+	var mu sync.Mutex
+	var seenKeys []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seenKeys = append(seenKeys, r.Header.Get("X-Api-Key")+"|"+r.Header.Get("Authorization"))
+		mu.Unlock()
+		if r.Header.Get("X-Api-Key") == "sk-ant-first-000001" {
+			vendorAnswer(w, 429, map[string]string{"Retry-After": "40"}, anthropicRate)
+			return
+		}
+		okAnswer(w, 0)
+	}))
+	t.Cleanup(up.Close)
+	e := map[string]string{
+		"OXY_TARGET":                     up.URL,
+		"OXY_ROUTES":                     "anthropic=" + up.URL,
+		"OXY_UPSTREAM_API_KEY":           "sk-default-only-0001",
+		"OXY_UPSTREAM_API_KEY_ANTHROPIC": "sk-ant-first-000001,sk-ant-second-00002",
+		"OXY_AUTH_KEYS":                  testProxyKey,
+	}
+	cfg, err := FromEnv(testkit.Lookup(e), Options{Environ: testkit.Environ(e)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(cfg, nil, nil, withRetryBackoff(time.Millisecond))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/anthropic/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":8}`))
+	req.Header.Set("X-Api-Key", testProxyKey)
+	req.Header.Set("Anthropic-Version", "2023-06-01")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d; want 200 from the route's second key", res.StatusCode)
+	}
+	mu.Lock()
+	got := fmt.Sprint(seenKeys)
+	mu.Unlock()
+	if want := "[sk-ant-first-000001| sk-ant-second-00002|]"; got != want {
+		t.Errorf("upstream saw x-api-key|authorization %s; want %s (the route's keys in its vendor's header, never the client's)", got, want)
+	}
+	var states []string
+	for _, s := range h.KeyStates(context.Background()) {
+		states = append(states, fmt.Sprintf("%s%s=%v", s.Route, s.Key, s.Available))
+	}
+	if want := "[default#1=true anthropic#1=false anthropic#2=true]"; fmt.Sprint(states) != want {
+		t.Errorf("key states %v; want %s", states, want)
 	}
 }

@@ -136,10 +136,7 @@ func (p *parser) routes(c *Config) {
 			bad(msg + " For any other upstream give its URL: " + rname + "=https://host")
 			continue
 		}
-		r.Key = Secret(p.get(r.KeySetting))
-		if !printable(r.Key.Reveal()) {
-			p.failSecret(r.KeySetting, "must be printable ASCII without spaces")
-		}
+		r.Keys = p.realKeys(r.KeySetting)
 		c.Routes = append(c.Routes, r)
 	}
 }

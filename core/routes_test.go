@@ -1,6 +1,7 @@
 package core
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -53,7 +54,7 @@ func TestFromEnv_routes(t *testing.T) {
 		}
 		for i, w := range tc.want {
 			r := c.Routes[i]
-			if r.Name != w.name || r.Target.String() != w.target || r.Credential != w.cred || r.KeySetting != w.keySetting || r.Key != "" {
+			if r.Name != w.name || r.Target.String() != w.target || r.Credential != w.cred || r.KeySetting != w.keySetting || r.Keys != nil {
 				t.Errorf("OXY_ROUTES=%q: route %d = %s %s %v %s; want %s %s %v %s", tc.routes, i,
 					r.Name, r.Target, r.Credential, r.KeySetting, w.name, w.target, w.cred, w.keySetting)
 			}
@@ -70,19 +71,19 @@ func TestFromEnv_routeKeys(t *testing.T) {
 		"OXY_AUTH_KEYS":                  "alice:" + testProxyKey,
 		"OXY_UPSTREAM_API_KEY":           testRealKey,
 		"OXY_UPSTREAM_API_KEY_ANTHROPIC": "sk-ant-real-0123456789",
-		"OXY_UPSTREAM_API_KEY_MY_GW":     "gw-real-0123456789",
+		"OXY_UPSTREAM_API_KEY_MY_GW":     "gw-real-0123456789, gw-real-second-456789",
 	}
 	c, err := FromEnv(testkit.Lookup(env), Options{Environ: testkit.Environ(env)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Routes[0].Key.Reveal(); got != "sk-ant-real-0123456789" {
-		t.Errorf("anthropic key = %q", got)
+	if got := revealAll(c.Routes[0].Keys); fmt.Sprint(got) != "[sk-ant-real-0123456789]" {
+		t.Errorf("anthropic keys = %q", got)
 	}
-	if got := c.Routes[1].Key.Reveal(); got != "gw-real-0123456789" {
-		t.Errorf("my-gw key = %q", got)
+	if got := revealAll(c.Routes[1].Keys); fmt.Sprint(got) != "[gw-real-0123456789 gw-real-second-456789]" {
+		t.Errorf("my-gw keys = %q; want both, in order", got)
 	}
-	if d := c.DefaultRoute(); d.Key.Reveal() != testRealKey || d.KeySetting != "OXY_UPSTREAM_API_KEY" {
+	if d := c.DefaultRoute(); fmt.Sprint(revealAll(d.Keys)) != "["+testRealKey+"]" || d.KeySetting != "OXY_UPSTREAM_API_KEY" {
 		t.Errorf("default route key from %s", d.KeySetting)
 	}
 }

@@ -23,10 +23,11 @@ type Route struct {
 	Target *url.URL
 	// Credential is how the upstream takes its key.
 	Credential Credential
-	// Key is the real key sent upstream in place of the client's credentials;
-	// empty passes the client's own credentials through unchanged.
-	Key Secret
-	// KeySetting names the setting Key came from, for messages.
+	// Keys are the real keys sent upstream in place of the client's
+	// credentials, taken in turn (see KeyPool), in the order configured;
+	// none passes the client's own credentials through unchanged.
+	Keys []Secret
+	// KeySetting names the setting Keys came from, for messages.
 	KeySetting string
 }
 
@@ -112,4 +113,5 @@ func removeClientCredentials(out *http.Request) {
 type Upstream struct {
 	Route
 	proxy *httputil.ReverseProxy
+	pool  *KeyPool // the route's real keys; nil without any
 }
