@@ -736,3 +736,33 @@ func TestKeyTransport_eachRouteHasItsOwnPoolAndCredential(t *testing.T) {
 		t.Errorf("key states %v; want %s", states, want)
 	}
 }
+
+// TestKeyTransport_allRestingAnsweredWithoutUpstream covers the transport's
+// own check: keys that start resting after Handler.serve let the request
+// through are still never used.
+func TestKeyTransport_allRestingAnsweredWithoutUpstream(t *testing.T) {
+	pool := NewKeyPool("default", testKeys[:2], KeyPoolOptions{})
+	pool.rest(context.Background(), 0, 30*time.Second, reasonRateLimited, 429)
+	pool.rest(context.Background(), 1, 9*time.Second, reasonRateLimited, 429)
+	var called atomic.Int32
+	base := roundTripFunc(func(*http.Request) (*http.Response, error) {
+		called.Add(1)
+		return nil, fmt.Errorf("must not be called")
+	})
+	tr := NewKeyTransport(base, pool, func(r *http.Request, k Secret) { r.Header.Set("Authorization", "Bearer "+k.Reveal()) }, RetryOptions{Retries: 2, MaxBody: 1 << 20})
+	req := httptest.NewRequest(http.MethodPost, "http://upstream.example/v1/chat/completions", strings.NewReader("{}"))
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != 429 || res.Header.Get("Retry-After") != "9" || called.Load() != 0 {
+		t.Errorf("got %d Retry-After %q, %d upstream calls; want 429, 9, none", res.StatusCode, res.Header.Get("Retry-After"), called.Load())
+	}
+	if e := readAPIError(t, res); *e.Error.Code != "upstream_keys_resting" {
+		t.Errorf("code %q; want upstream_keys_resting", *e.Error.Code)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
