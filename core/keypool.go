@@ -63,6 +63,18 @@ func (m *memoryKeyRests) Resting(_ context.Context, route string, until []time.T
 	return nil
 }
 
+// KeyObserver is told of the key pools' events as they happen, for metrics
+// (the Prometheus adapter: oxy_retries_total{route,reason}, rests by key).
+// The same retries are in each request's Exchange (Retries) at its end, and
+// each key's availability is read with Handler.KeyStates.
+type KeyObserver interface {
+	// KeyRested is called once when key ("#2") of route starts resting.
+	KeyRested(route, key, reason string, until time.Time)
+	// Retried is called for every retry, with the reason the previous
+	// attempt failed.
+	Retried(route, reason string)
+}
+
 // KeyPoolOptions are a key pool's settings.
 type KeyPoolOptions struct {
 	// Cooldown is how long a key rests after an answer that says the key
@@ -72,6 +84,8 @@ type KeyPoolOptions struct {
 	Rests KeyRests
 	// Logger receives one line per rest; nil discards them.
 	Logger *slog.Logger
+	// Observer, if set, is told of rests and retries.
+	Observer KeyObserver
 }
 
 // DefaultKeyCooldown is OXY_KEY_COOLDOWN's default.
@@ -86,12 +100,13 @@ type KeyPool struct {
 	cooldown time.Duration
 	rests    KeyRests
 	logger   *slog.Logger
+	observer KeyObserver
 	next     atomic.Uint64
 }
 
 // NewKeyPool returns the pool of keys (in configured order) for route.
 func NewKeyPool(route string, keys []Secret, o KeyPoolOptions) *KeyPool {
-	p := &KeyPool{route: route, keys: keys, cooldown: o.Cooldown, rests: o.Rests, logger: o.Logger}
+	p := &KeyPool{route: route, keys: keys, cooldown: o.Cooldown, rests: o.Rests, logger: o.Logger, observer: o.Observer}
 	if p.cooldown <= 0 {
 		p.cooldown = DefaultKeyCooldown
 	}
@@ -226,4 +241,7 @@ func (p *KeyPool) rest(ctx context.Context, k int, d time.Duration, reason strin
 	p.logger.LogAttrs(ctx, slog.LevelWarn, "upstream key resting",
 		slog.String("route", p.route), slog.String("key", p.labels[k]), slog.String("reason", reason),
 		slog.Int("status", status), slog.Duration("for", d))
+	if p.observer != nil {
+		p.observer.KeyRested(p.route, p.labels[k], reason, until)
+	}
 }

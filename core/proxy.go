@@ -64,6 +64,7 @@ type Option func(*options)
 type options struct {
 	limiter      Limiter
 	keyRests     KeyRests
+	keyObserver  KeyObserver
 	retryBackoff time.Duration // tests shorten it
 }
 
@@ -75,6 +76,9 @@ func WithLimiter(l Limiter) Option { return func(o *options) { o.limiter = l } }
 // such as a store shared by every instance; without it they are kept in
 // memory.
 func WithKeyRests(r KeyRests) Option { return func(o *options) { o.keyRests = r } }
+
+// WithKeyObserver tells ko of the key pools' rests and retries as they happen.
+func WithKeyObserver(ko KeyObserver) Option { return func(o *options) { o.keyObserver = ko } }
 
 // New returns the proxy handler for c. transport may be nil, in which case
 // NewTransport(c) is used; tests and embedders pass their own. Every route's
@@ -108,7 +112,7 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Opt
 	h.router = NewRouter(c.AllRoutes(), func(u *Upstream) *httputil.ReverseProxy {
 		rt := transport
 		if len(u.Keys) > 0 {
-			u.pool = NewKeyPool(u.Name, u.Keys, KeyPoolOptions{Cooldown: c.KeyCooldown, Rests: o.keyRests, Logger: logger})
+			u.pool = NewKeyPool(u.Name, u.Keys, KeyPoolOptions{Cooldown: c.KeyCooldown, Rests: o.keyRests, Logger: logger, Observer: o.keyObserver})
 			h.pools = append(h.pools, u.pool)
 			rt = NewKeyTransport(transport, u.pool, u.Credential.Apply, retry)
 		}

@@ -138,6 +138,9 @@ func (a *attempts) run(ctx context.Context) (*http.Response, error) {
 		if x := ExchangeFrom(a.req); x != nil {
 			x.Retries = append(x.Retries, v.reason)
 		}
+		if t.pool.observer != nil {
+			t.pool.observer.Retried(t.pool.route, v.reason)
+		}
 		if err := sleep(ctx, wait); err != nil {
 			return nil, err
 		}

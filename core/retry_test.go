@@ -99,8 +99,34 @@ func vendorAnswer(w http.ResponseWriter, status int, header map[string]string, b
 // keyed upstream.
 type poolProxy struct {
 	*testProxy
-	up *keyedUpstream
-	h  *Handler
+	up       *keyedUpstream
+	h        *Handler
+	observed *recordingObserver
+}
+
+// recordingObserver is a KeyObserver that remembers what it was told.
+type recordingObserver struct {
+	mu      sync.Mutex
+	rested  []string // "route key reason"
+	retried []string // "route reason"
+}
+
+func (o *recordingObserver) KeyRested(route, key, reason string, _ time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.rested = append(o.rested, route+" "+key+" "+reason)
+}
+
+func (o *recordingObserver) Retried(route, reason string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.retried = append(o.retried, route+" "+reason)
+}
+
+func (o *recordingObserver) get() (rested, retried []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.rested...), append([]string(nil), o.retried...)
 }
 
 type poolSetup struct {
@@ -172,10 +198,11 @@ func newPoolProxy(t *testing.T, s poolSetup, answer func(w http.ResponseWriter, 
 	if s.backoff == 0 {
 		s.backoff = 5 * time.Millisecond
 	}
-	h := New(cfg, NewLogger(cfg, logs), base, withRetryBackoff(s.backoff))
+	obs := &recordingObserver{}
+	h := New(cfg, NewLogger(cfg, logs), base, withRetryBackoff(s.backoff), WithKeyObserver(obs))
 	proxy := httptest.NewServer(h)
 	t.Cleanup(proxy.Close)
-	return &poolProxy{testProxy: &testProxy{URL: proxy.URL, Server: proxy, Log: logs, Config: cfg}, up: up, h: h}
+	return &poolProxy{testProxy: &testProxy{URL: proxy.URL, Server: proxy, Log: logs, Config: cfg}, up: up, h: h, observed: obs}
 }
 
 // status returns the state of the default route's keys.
@@ -238,6 +265,10 @@ func TestKeyTransport_429ThenNextKeyReturns200(t *testing.T) {
 	}
 	if !p.Log.WaitFor(time.Second, `"route":"default","status":200`, `"upstream_key":"#2","retries":1,"retry_reasons":"rate_limited"`) {
 		t.Errorf("access log does not name key #2 and the retry:\n%s", p.Log)
+	}
+	rested, retried := p.observed.get()
+	if fmt.Sprint(rested) != "[default #1 rate_limited]" || fmt.Sprint(retried) != "[default rate_limited]" {
+		t.Errorf("observer got rested %v, retried %v; want one rest and one retry of #1 for rate_limited", rested, retried)
 	}
 	// Later requests skip the resting key.
 	get(t, p.URL+"/v1/models")
