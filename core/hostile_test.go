@@ -6,10 +6,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/internal/testkit"
 )
 
 // Regression tests for the holes a probe of the server with raw sockets found
@@ -159,15 +162,27 @@ func TestHostile_dotSegmentsNeverLeaveBasePath(t *testing.T) {
 func TestHostile_ambiguousFramingClosesConnection(t *testing.T) {
 	hidden := "GET /hidden HTTP/1.1\r\nHost: proxy.example\r\n\r\n"
 	chunkedThenHidden := "0\r\n\r\n" + hidden
-	for _, tc := range []struct{ name, raw string }{
+	// The health route is answered before any other check, so it must
+	// close too: a hidden request behind it went upstream with the key.
+	health := map[string]string{"OXY_HEALTH_PATH": "/healthz"}
+	for _, tc := range []struct {
+		name, raw string
+		env       map[string]string
+	}{
 		{"content-length and chunked", "POST /v1/chat/completions HTTP/1.1\r\nHost: proxy.example\r\n" +
-			"Content-Length: " + itoa(len(chunkedThenHidden)) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedThenHidden},
+			"Content-Length: " + itoa(len(chunkedThenHidden)) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedThenHidden, nil},
 		{"http/1.0 with transfer-encoding", "POST /v1/chat/completions HTTP/1.0\r\nHost: proxy.example\r\n" +
-			"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + hidden},
+			"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + hidden, nil},
+		{"health GET with content-length and chunked", "GET /healthz HTTP/1.1\r\nHost: proxy.example\r\n" +
+			"Content-Length: " + itoa(len(chunkedThenHidden)) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedThenHidden, health},
+		{"health HEAD with content-length and chunked", "HEAD /healthz HTTP/1.1\r\nHost: proxy.example\r\n" +
+			"Content-Length: " + itoa(len(chunkedThenHidden)) + "\r\nTransfer-Encoding: chunked\r\n\r\n" + chunkedThenHidden, health},
+		{"health over http/1.0 with transfer-encoding", "GET /healthz HTTP/1.0\r\nHost: proxy.example\r\n" +
+			"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" + hidden, health},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := &countingUpstream{}
-			p := newTestProxy(t, up, "", nil)
+			p := newTestProxy(t, up, "", tc.env)
 			out := rawExchange(t, p.URL, tc.raw)
 			if n := strings.Count(out, "HTTP/1."); n != 1 {
 				t.Errorf("got %d responses; want 1 and the connection closed:\n%s", n, out)
@@ -181,6 +196,39 @@ func TestHostile_ambiguousFramingClosesConnection(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHostile_ambiguousFramingClosesAfterAdapterAnswers: a platform adapter
+// that answers a request itself (FC's lifecycle hooks) must close the
+// connection after ambiguous framing too, or the request hidden in the body
+// is served next.
+func TestHostile_ambiguousFramingClosesAfterAdapterAnswers(t *testing.T) {
+	up := &countingUpstream{}
+	upstream := httptest.NewServer(up)
+	t.Cleanup(upstream.Close)
+	cfg, err := FromEnv(testkit.Lookup(map[string]string{"OXY_TARGET": upstream.URL}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := New(cfg, nil, nil)
+	adapter := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/initialize" {
+			w.WriteHeader(http.StatusOK)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+	srv := httptest.NewServer(h.WithAdapter(adapter))
+	t.Cleanup(srv.Close)
+	body := "0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: proxy.example\r\n\r\n"
+	out := rawExchange(t, srv.URL, "POST /initialize HTTP/1.1\r\nHost: proxy.example\r\n"+
+		"Content-Length: "+itoa(len(body))+"\r\nTransfer-Encoding: chunked\r\n\r\n"+body)
+	if n := strings.Count(out, "HTTP/1."); n != 1 || !strings.Contains(out, "Connection: close") {
+		t.Errorf("got %d responses; want 1, with Connection: close:\n%s", n, out)
+	}
+	if seen := up.seen(); len(seen) != 0 {
+		t.Errorf("the smuggled request reached the upstream (saw %q)", seen)
 	}
 }
 

@@ -173,8 +173,10 @@ func (h *Handler) WithAdapter(adapter http.Handler) http.Handler {
 }
 
 // open starts the access-log record of r, with the idle limits on the
-// platform's writer w.
+// platform's writer w, and marks the connection to be closed after a request
+// whose framing a front end could read differently, whoever answers it.
 func (h *Handler) open(w http.ResponseWriter, r *http.Request) (*record, *http.Request) {
+	closeAfterAmbiguousFraming(w, r)
 	rc := http.NewResponseController(w)
 	rec := startRecord(w, newIdleLimits(rc, h.cfg))
 	return rec, rec.request(r)

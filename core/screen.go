@@ -32,11 +32,8 @@ const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 // screen refuses r when it is not an API request the proxy forwards, writing
 // the answer and reporting whether it did. p is the escaped path that will
 // be appended to the upstream's base path: the client's, less the route
-// prefix (Router.Route), so dot segments are judged per route. It also marks
-// the connection to be closed after a request whose framing a front end
-// could read differently.
+// prefix (Router.Route), so dot segments are judged per route.
 func screen(w http.ResponseWriter, r *http.Request, p string) bool {
-	closeAfterAmbiguousFraming(w, r)
 	var e *APIError
 	switch {
 	case isRefusedMethod(r.Method):
@@ -89,7 +86,10 @@ func hasForeignUpgrade(r *http.Request) bool {
 // runs, so the two cannot be told apart here), and an HTTP/1.0 request kept
 // alive, whose Transfer-Encoding net/http ignores. Without this, bytes a
 // Content-Length-framing front end sent as one request's body would be read
-// as a second request.
+// as a second request. It runs before anything answers the request
+// (Handler.open): the health route and a platform adapter's own answers
+// leave the connection open too, and a request hidden behind one of them
+// would otherwise reach the upstream with the real key.
 func closeAfterAmbiguousFraming(w http.ResponseWriter, r *http.Request) {
 	chunked := len(r.TransferEncoding) > 0
 	http10KeepAlive := r.ProtoMajor == 1 && r.ProtoMinor == 0 && !r.Close
