@@ -396,7 +396,8 @@ func TestHostile_foreignUpgradesAndMethodsRefused(t *testing.T) {
 		{"http/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, ""},
 		{"trace", "TRACE /v1/models HTTP/1.1\r\nHost: p\r\n" + auth + "\r\n", 405, "method_not_allowed"},
 		{"connect", "CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n" + auth + "\r\n", 405, "method_not_allowed"},
-		// net/http answers "OPTIONS *" itself; any other method is ours.
+		// httptest's server answers "OPTIONS *" itself (the HTTP builds
+		// pass it on: httpserver.newServer); any other method is ours.
 		{"asterisk form", "GET * HTTP/1.1\r\nHost: p\r\n" + auth + "\r\n", 400, "invalid_request_target"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

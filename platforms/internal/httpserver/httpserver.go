@@ -156,13 +156,18 @@ func waitAtMost(wg *sync.WaitGroup, d time.Duration) bool {
 }
 
 // newServer returns the HTTP server for h, with limits against slow and
-// oversized request headers.
+// oversized request headers. "OPTIONS *" goes to h like every request
+// (core refuses the asterisk form, 400): net/http's own answer reads up to
+// 4 KB of a chunked body and keeps the connection, so a request hidden
+// behind a Content-Length the server dropped was read next and went upstream
+// with the real key (issue 17).
 func newServer(logger *slog.Logger, h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: readHeaderTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		IdleTimeout:       idleTimeout,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		Handler:                      h,
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            readHeaderTimeout,
+		MaxHeaderBytes:               maxHeaderBytes,
+		IdleTimeout:                  idleTimeout,
+		ErrorLog:                     slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,39 @@ func TestNewServer_limits(t *testing.T) {
 	}
 	if srv.ReadTimeout != 0 || srv.WriteTimeout != 0 {
 		t.Errorf("ReadTimeout %v WriteTimeout %v; want none (uploads and streams take minutes)", srv.ReadTimeout, srv.WriteTimeout)
+	}
+}
+
+// TestRun_optionsAsteriskNeverHidesARequest: "OPTIONS *" with both
+// Content-Length and chunked framing is answered once and the connection
+// closed; net/http's own OPTIONS handler kept it open, and the request hidden
+// in the body reached the upstream.
+func TestRun_optionsAsteriskNeverHidesARequest(t *testing.T) {
+	var seen []string
+	var mu sync.Mutex
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.RequestURI)
+		mu.Unlock()
+	}))
+	defer up.Close()
+	addr, _, _ := startRun(t, map[string]string{"OXY_TARGET": up.URL})
+	body := "0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: p\r\n\r\n"
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "OPTIONS * HTTP/1.1\r\nHost: p\r\nContent-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n%s", len(body), body)
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, _ := io.ReadAll(conn)
+	if out := string(b); !strings.HasPrefix(out, "HTTP/1.1 400 ") || strings.Count(out, "HTTP/1.1 ") != 1 {
+		t.Errorf("got %q; want one 400, then the connection closed", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 0 {
+		t.Errorf("the upstream was sent %q; want nothing", seen)
 	}
 }
 

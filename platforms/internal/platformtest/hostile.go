@@ -14,7 +14,7 @@ import (
 // prefix (a path prefix the platform strips, or ""), and checks the core's
 // answers hold in that build: dot segments escaping the base path and
 // foreign upgrades refused, TRACE refused, a request smuggled behind a
-// chunked body never read. None may reach u.
+// chunked body (of an API request, or of "OPTIONS *") never read. None may reach u.
 func CheckHostileProbes(t *testing.T, u *Upstream, base, prefix string) {
 	t.Helper()
 	addr := strings.TrimPrefix(base, "http://")
@@ -31,6 +31,8 @@ func CheckHostileProbes(t *testing.T, u *Upstream, base, prefix string) {
 		{"TRACE " + prefix + "/v1/models HTTP/1.1\r\nHost: p\r\n\r\n", 405},
 		{"POST " + prefix + "/v1/chat/completions HTTP/1.1\r\nHost: p\r\nContent-Length: " + strconv.Itoa(len(smuggled)) +
 			"\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled, 200},
+		{"OPTIONS * HTTP/1.1\r\nHost: p\r\nContent-Length: " + strconv.Itoa(len(smuggled)) +
+			"\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled, 400},
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
