@@ -101,6 +101,26 @@ func TestLeavesBasePath(t *testing.T) {
 		{"//../admin", true},
 		{"/v1//../../admin", true},
 		{"..", true},
+		// Look-alikes and terminators that some decoder or normaliser on
+		// the way turns into a dot segment.
+		{"/v1/files/\u4f60\u597d", false},
+		{"/v1/files/%c0%ae", false},
+		{"/v1/%ef%bc%8e/x", false},
+		{"/v1/files/a%3fb/..", false},
+		{"/%c0%ae%c0%ae/admin", true},
+		{"/%C0%AE%C0%AE/admin", true},
+		{"/v1/%e0%80%ae%e0%80%ae/%e0%80%ae./admin", true},
+		{"/..%c0%afadmin", true},
+		{"/..%c1%9cadmin", true},
+		{"/%ef%bc%8e%ef%bc%8e/admin", true},
+		{"/\uff0e\uff0e/admin", true},
+		{"/v1/\uff0e\uff0e\uff0f\uff0e\uff0e\uff0fadmin", true},
+		{"/%e2%80%a5/admin", true},
+		{"/%ef%b9%92.%ef%bc%bcadmin", true},
+		{"/..%3f/admin", true},
+		{"/..%23/admin", true},
+		{"/..%00/admin", true},
+		{"/v1/..%253f/..%3f/admin", true},
 	} {
 		if got := leavesBasePath(tc.path); got != tc.want {
 			t.Errorf("leavesBasePath(%q) = %v; want %v", tc.path, got, tc.want)
@@ -125,6 +145,9 @@ func TestHostile_dotSegmentsNeverLeaveBasePath(t *testing.T) {
 		`/..\admin`,
 		"/..;/admin",
 		"//../admin",
+		"/%c0%ae%c0%ae/admin",
+		"/\uff0e\uff0e/admin",
+		"/..%3f/admin",
 		"http://proxy.example/../admin",
 		"http://proxy.example/%2e%2e/admin",
 	} {
@@ -142,14 +165,14 @@ func TestHostile_dotSegmentsNeverLeaveBasePath(t *testing.T) {
 		t.Errorf("upstream was sent %q; want nothing", got)
 	}
 	// Every other path is still forwarded byte for byte.
-	for _, target := range []string{"/v1/a/../models", "/v1/models/gpt-3.5-turbo", "/v1/files/...", "/v1/%2e/x"} {
+	for _, target := range []string{"/v1/a/../models", "/v1/models/gpt-3.5-turbo", "/v1/files/...", "/v1/%2e/x", "/v1/files/\u4f60%ef%bc%8e"} {
 		res := rawRequest(t, p.URL, "GET "+target+" HTTP/1.1\r\nHost: proxy.example\r\n\r\n")
 		res.Body.Close()
 		if res.StatusCode != 200 {
 			t.Errorf("GET %s: status %d; want 200", target, res.StatusCode)
 		}
 	}
-	want := []string{"/base/v1/a/../models", "/base/v1/models/gpt-3.5-turbo", "/base/v1/files/...", "/base/v1/%2e/x"}
+	want := []string{"/base/v1/a/../models", "/base/v1/models/gpt-3.5-turbo", "/base/v1/files/...", "/base/v1/%2e/x", "/base/v1/files/\u4f60%ef%bc%8e"}
 	if got := up.seen(); strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Errorf("upstream got %q; want %q", got, want)
 	}

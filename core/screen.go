@@ -104,15 +104,20 @@ func closeAfterAmbiguousFraming(w http.ResponseWriter, r *http.Request) {
 // 5.2.4): "/../admin" sent to https://host/base would reach /admin. Every
 // spelling an upstream or a gateway in front of it might decode counts: "."
 // or "%2e" in any case, percent-encoding applied more than once, "/" or "\"
-// (raw or %2f, %5c) as separators, and ";params" after the dots (as Java
-// servers read them). Paths with dot segments that stay inside ("/a/../b")
-// and every other path are forwarded byte for byte. Routes call it with the
-// path left after their prefix.
+// (raw or %2f, %5c) as separators, ";params" after the dots (as Java
+// servers read them), "?", "#" or NUL after the dots (once decoded, a
+// server that parses the path again ends it there), and the look-alikes of
+// ".", "/" and "\" that some decoders and normalisers turn into them (see
+// lookalikes). Paths with dot segments that stay inside ("/a/../b") and
+// every other path are forwarded byte for byte. Routes call it with the path
+// left after their prefix.
 func leavesBasePath(p string) bool {
-	if strings.IndexByte(p, '.') < 0 && strings.IndexByte(p, '%') < 0 {
+	if !mayHideDots(p) {
 		return false
 	}
-	p = percentDecoded(p)
+	if p = percentDecoded(p); !isASCII(p) {
+		p = lookalikes.Replace(p)
+	}
 	depth := 0
 	for len(p) > 0 {
 		i := strings.IndexAny(p, `/\`)
@@ -122,7 +127,7 @@ func leavesBasePath(p string) bool {
 		} else {
 			p = ""
 		}
-		if j := strings.IndexByte(seg, ';'); j >= 0 {
+		if j := strings.IndexAny(seg, ";?#\x00"); j >= 0 {
 			seg = seg[:j]
 		}
 		switch seg {
@@ -137,6 +142,40 @@ func leavesBasePath(p string) bool {
 	}
 	return false
 }
+
+// mayHideDots reports whether p has a byte that can be, or stand for, a dot:
+// ".", "%" (an escape) or a non-ASCII byte (a look-alike). Most paths have
+// none, and leavesBasePath stops there.
+func mayHideDots(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c == '.' || c == '%' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// lookalikes maps what some server on the way may read as ".", "/" or "\":
+// overlong UTF-8 forms, which old decoders accept (the Tomcat and IIS path
+// traversals), and the characters Unicode compatibility normalisation (NFKC)
+// turns into them, such as the fullwidth full stop U+FF0E. Built once; only
+// leavesBasePath reads it.
+var lookalikes = strings.NewReplacer(
+	"\xc0\xae", ".", "\xe0\x80\xae", ".", // overlong "."
+	"\xc0\xaf", "/", "\xe0\x80\xaf", "/", // overlong "/"
+	"\xc1\x9c", `\`, "\xe0\x81\x9c", `\`, // overlong "\"
+	"\u2024", ".", "\u2025", "..", "\ufe52", ".", "\uff0e", ".", // one and two dot leader, small and fullwidth full stop
+	"\uff0f", "/", "\ufe68", `\`, "\uff3c", `\`, // fullwidth solidus, small and fullwidth reverse solidus
+)
 
 // percentDecoded decodes every %XX escape (invalid ones stay as they are),
 // again while a round changes something: a few rounds, enough for an escape
