@@ -416,6 +416,7 @@ func TestHostile_foreignUpgradesAndMethodsRefused(t *testing.T) {
 			"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400, "upgrade_not_supported"},
 		{"other upgrade", "GET /v1/models HTTP/1.1\r\nHost: p\r\n" + auth + "Connection: Upgrade\r\nUpgrade: foo/1\r\n\r\n", 400, "upgrade_not_supported"},
 		{"websocket by POST", "POST /v1/realtime HTTP/1.1\r\nHost: p\r\n" + auth + "Connection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 0\r\n\r\n", 400, "upgrade_not_supported"},
+		{"websocket over http/1.0", "GET /v1/realtime HTTP/1.0\r\nHost: p\r\n" + auth + "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400, "upgrade_not_supported"},
 		{"http/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 0, ""},
 		{"trace", "TRACE /v1/models HTTP/1.1\r\nHost: p\r\n" + auth + "\r\n", 405, "method_not_allowed"},
 		{"connect", "CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\n" + auth + "\r\n", 405, "method_not_allowed"},

@@ -70,13 +70,15 @@ func isRefusedMethod(m string) bool {
 // hasForeignUpgrade reports whether r asks to switch to a protocol other
 // than WebSocket (h2c, or anything else): the reverse proxy would tunnel the
 // upstream's 101 as raw bytes, past every later check. A WebSocket upgrade
-// must be a GET (RFC 6455 section 4.1).
+// must be a GET of HTTP/1.1 or later (RFC 6455 section 4.1; RFC 9110
+// section 7.8 has servers ignore Upgrade in HTTP/1.0).
 func hasForeignUpgrade(r *http.Request) bool {
 	up := r.Header.Values("Upgrade")
 	if len(up) == 0 {
 		return false
 	}
-	return len(up) != 1 || !strings.EqualFold(strings.TrimSpace(up[0]), "websocket") || r.Method != http.MethodGet
+	return len(up) != 1 || !strings.EqualFold(strings.TrimSpace(up[0]), "websocket") || r.Method != http.MethodGet ||
+		!r.ProtoAtLeast(1, 1)
 }
 
 // closeAfterAmbiguousFraming asks the server to close the connection after
