@@ -223,9 +223,35 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	// body, and the kept-alive connection was then often reset under the
 	// client's next request. Writers that are not net/http's (serverless
 	// adapters) do not support it and need not.
-	_ = http.NewResponseController(w).EnableFullDuplex()
+	rc := http.NewResponseController(w)
+	duplex := rc.EnableFullDuplex() == nil
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	rec.up.proxy.ServeHTTP(w, r)
+	if duplex {
+		finishBody(rc, r, rec)
+	}
+}
+
+// finishBody ends, inside the handler, a full-duplex request whose body the
+// proxy may not have read to its end (the upstream could not be reached, or
+// answered without reading it): the response is flushed, then the body is
+// closed, which reads what is left of it, as net/http would after the
+// handler returns. net/http does that only after it stopped its background
+// read of the connection, and the end of the body then starts one that
+// nothing stops: the server panics reading the client's next request
+// ("invalid concurrent Body.Read call") and drops the connection
+// (golang/go#68560). Done here, the read starts before the handler returns
+// and net/http stops it as usual. The reads are bounded by
+// OXY_CLIENT_BODY_TIMEOUT, so a client that stalls mid-body cannot hold the
+// request (its access-log line, its budget slot) open. An upgraded
+// connection, or a client that went away, is left alone.
+func finishBody(rc *http.ResponseController, r *http.Request, rec *record) {
+	if r.Body == nil || r.ContentLength == 0 || rec.x.Status == 0 || rec.x.Status == http.StatusSwitchingProtocols || rec.clientGone {
+		return
+	}
+	_ = rc.Flush()
+	rec.limits.armRead()
+	_ = r.Body.Close()
 }
 
 // KeyState is the state of one real key of one route.
