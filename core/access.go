@@ -128,9 +128,13 @@ func (p *parser) access(c *Config) {
 	} else {
 		c.HealthPath = hp
 	}
+	before := len(p.problems)
 	c.AllowCIDRs = p.cidrs("OXY_ALLOW_CIDRS")
+	// A guard that is set but wrong has its own problem above; calling it
+	// missing too would send the reader looking for a setting that is there.
+	guardWrong := len(problems) > 0 || len(p.problems) > before
 	p.routes(c)
-	p.crossCheckAccess(c)
+	p.crossCheckAccess(c, guardWrong)
 }
 
 func (p *parser) failSecret(name, problem string) {
@@ -202,7 +206,9 @@ func (p *parser) cidrs(name string) []netip.Prefix {
 
 // crossCheckAccess reports combinations that would defeat the settings'
 // purpose, for the default route and for every route of OXY_ROUTES alike.
-func (p *parser) crossCheckAccess(c *Config) {
+// guardWrong reports that OXY_AUTH_KEYS or OXY_ALLOW_CIDRS has problems of
+// its own, so a real key is not reported as unguarded.
+func (p *parser) crossCheckAccess(c *Config, guardWrong bool) {
 	for _, r := range c.AllRoutes() {
 		setting := r.KeySetting
 		if r.Name != DefaultRouteName {
@@ -215,7 +221,7 @@ func (p *parser) crossCheckAccess(c *Config) {
 				"so the proxy must hold the real one (for an upstream that needs none, set any value)")
 		}
 		// The real key given to anyone who finds the URL would be spent by anyone.
-		if len(r.Keys) > 0 && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 {
+		if len(r.Keys) > 0 && len(c.AuthKeys) == 0 && len(c.AllowCIDRs) == 0 && !guardWrong {
 			p.failSecret(r.KeySetting, "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS, so anyone who finds the URL "+
 				"could spend the key; hand out keys with OXY_AUTH_KEYS, or limit addresses with OXY_ALLOW_CIDRS "+
 				"(0.0.0.0/0,::/0 accepts every address)")

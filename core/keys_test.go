@@ -147,6 +147,34 @@ func TestFromEnv_accessInvalid(t *testing.T) {
 	}
 }
 
+// TestFromEnv_wrongGuardIsNotAlsoMissing: a real key whose guard
+// (OXY_AUTH_KEYS or OXY_ALLOW_CIDRS) is set but wrong gets the guard's own
+// problem only, not also "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS",
+// which would send the reader looking for a setting that is there.
+func TestFromEnv_wrongGuardIsNotAlsoMissing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"short proxy key", map[string]string{"OXY_AUTH_KEYS": "bob:sk-short", "OXY_UPSTREAM_API_KEY": testRealKey},
+			"OXY_AUTH_KEYS: entry 1: key shorter than 16 characters"},
+		{"bad cidr, route key", map[string]string{"OXY_ALLOW_CIDRS": "10.0.0.0/33", "OXY_UPSTREAM_API_KEY": testRealKey,
+			"OXY_ROUTES": "openai", "OXY_UPSTREAM_API_KEY_OPENAI": testRealKey + "-openai"},
+			`OXY_ALLOW_CIDRS="10.0.0.0/33": not a CIDR`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := FromEnv(testkit.Lookup(tc.env), Options{Environ: testkit.Environ(tc.env)})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "set without OXY_AUTH_KEYS or OXY_ALLOW_CIDRS") {
+				t.Errorf("err = %v; want only the guard's own problem, not the key called unguarded", err)
+			}
+		})
+	}
+}
+
 func TestDefaultKeyHeader(t *testing.T) {
 	for _, tc := range []struct{ target, want string }{
 		{"https://api.openai.com", "Authorization"},
