@@ -221,8 +221,9 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	// that goes upstream needs it: in full duplex, net/http writes an answer
 	// the proxy makes itself (401, 403, 429...) before it drains the unread
 	// body, and the kept-alive connection was then often reset under the
-	// client's next request. Writers that are not net/http's (serverless
-	// adapters) do not support it and need not.
+	// client's next request (golang/go#68560; finishBody avoids it for the
+	// requests that do go upstream). Writers that are not net/http's
+	// (serverless adapters) do not support it and need not.
 	rc := http.NewResponseController(w)
 	duplex := rc.EnableFullDuplex() == nil
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
