@@ -44,7 +44,7 @@ func TestBinary_twoInstancesShareOneRedisBudget(t *testing.T) {
 	}
 	a, b := startBinary(t, env), startBinary(t, env)
 	for _, p := range []*process{a, b} {
-		if !p.Stderr.Contains("budgets shared in Redis") || p.Stderr.Contains("sk-real") {
+		if !p.Stderr.Contains("msg=\"shared in Redis\"") || p.Stderr.Contains("sk-real") {
 			t.Fatalf("startup log:\n%s", p.Stderr)
 		}
 	}

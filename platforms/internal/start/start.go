@@ -130,7 +130,7 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 	if err != nil {
 		return nil, nil, err
 	}
-	opts, cleanup, err := limiter(cfg, logger)
+	opts, cleanup, err := shared(cfg, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,8 +147,8 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 // Handler returns what every build serves: the core proxy for cfg inside the
 // platform's adapter, inside the access log (core.Handler.WithAdapter), so
 // that adapters can add log fields and their own answers are logged; opts
-// (the budgets' store) go to the core. Tests that serve a platform
-// in-process use it too.
+// (the Redis store of budgets and key rests) go to the core. Tests that
+// serve a platform in-process use it too.
 func Handler(p Platform, cfg core.Config, logger *slog.Logger, opts ...core.Option) http.Handler {
 	proxy := core.New(cfg, logger, nil, opts...)
 	if p.Wrap == nil {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/adapters/redisstore/redistest"
@@ -54,7 +55,7 @@ func TestPrepare_budgetsInRedis(t *testing.T) {
 	if codes[200] != 5 || codes[429] != 7 {
 		t.Errorf("statuses through two prepared handlers %v; want 5 x 200, 7 x 429", codes)
 	}
-	if !strings.Contains(logs.String(), "budgets shared in Redis") {
+	if !strings.Contains(logs.String(), "msg=\"shared in Redis\"") {
 		t.Errorf("startup log lacks the Redis line:\n%s", logs)
 	}
 	// Run returns when its context ends, and the store is closed then.
@@ -79,5 +80,73 @@ func TestPrepare_badRedisURL(t *testing.T) {
 	_, _, err := Prepare(p, nil, testkit.Lookup(env), testkit.Environ(env), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "OXY_REDIS_URL: redis: invalid pool_size number") || strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("err = %v; want the reason under OXY_REDIS_URL, without the password", err)
+	}
+}
+
+// TestPrepare_keyRestsInRedis proves that with OXY_REDIS_URL the key pools
+// of every instance share their resting keys: after instance A's upstream
+// refuses key #1 with 429, instance B never sends with key #1.
+func TestPrepare_keyRestsInRedis(t *testing.T) {
+	redis := redistest.Start(t)
+	var mu sync.Mutex
+	var seen []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		mu.Lock()
+		seen = append(seen, auth)
+		mu.Unlock()
+		if auth == "Bearer sk-one-0123456789abcdef" {
+			w.Header().Set("Retry-After", "600")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`)
+			return
+		}
+		_, _ = io.WriteString(w, "{}")
+	}))
+	defer up.Close()
+	const key = "pk-alice-0123456789abcdef"
+	env := map[string]string{"OXY_TARGET": up.URL, "OXY_AUTH_KEYS": "alice:" + key,
+		"OXY_UPSTREAM_API_KEY": "sk-one-0123456789abcdef,sk-two-0123456789abcdef", "OXY_REDIS_URL": redis.URL(2)}
+	p := Platform{Name: "test", NewRunner: func(core.Config, *slog.Logger, core.LookupFunc) (Runner, error) { return idleRunner{}, nil }}
+	logs := &testkit.LogBuffer{}
+	serve := func(h http.Handler) int {
+		req := httptest.NewRequest("GET", "/v1/models", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	_, a, err := Prepare(p, nil, testkit.Lookup(env), testkit.Environ(env), io.Discard, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := serve(a); code != 200 {
+		t.Fatalf("instance A: %d; want 200 (key #1 refused, retried with #2)", code)
+	}
+	mu.Lock()
+	if len(seen) != 2 || seen[0] != "Bearer sk-one-0123456789abcdef" {
+		t.Fatalf("instance A's attempts %q; want #1 then #2", seen)
+	}
+	seen = nil
+	mu.Unlock()
+	// Instance B starts after the rest: its first pick would be #1.
+	_, b, err := Prepare(p, nil, testkit.Lookup(env), testkit.Environ(env), io.Discard, logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if code := serve(b); code != 200 {
+			t.Fatalf("instance B: %d", code)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range seen {
+		if s != "Bearer sk-two-0123456789abcdef" {
+			t.Errorf("instance B sent with %q; want only key #2 while #1 rests (shared in Redis)", s)
+		}
+	}
+	if strings.Contains(logs.String(), "sk-one") || !strings.Contains(logs.String(), "routes_with_key_pools=1") {
+		t.Errorf("startup log:\n%s", logs)
 	}
 }
