@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core/usage"
 )
 
 // Exchange is what the proxy knows about one request once it has been
@@ -66,13 +68,23 @@ type Exchange struct {
 	// Budget is the caller's limits (zero: none), and Left what remained of
 	// each at the request's admission (see Verdict.Used).
 	Budget, Left Limits
+	// UpstreamError is the kind of upstream failure (UpstreamUnreachable,
+	// UpstreamTimeout, UpstreamFailed, UpstreamAborted,
+	// UpstreamStreamError), or empty.
+	UpstreamError string
+	// Model is the model the response names, else the one the request
+	// named (its JSON body, or a Gemini or Azure path); empty if none.
+	Model string
+	// Usage is the token usage the upstream reported, as far as the answer
+	// could be read (see Usage.Reported); a limiter charges it at the end.
+	Usage usage.Usage
 	// Attrs are extra access-log attributes added with AddLogAttrs.
 	Attrs []slog.Attr
 
 	// ticket is the request's claim on its budget, handed back when it ends.
 	ticket ticket
-	// tokens are the request's metered input and output tokens.
-	tokens int64
+	// started records that the observer was told the request started.
+	started bool
 }
 
 // record follows one request through the proxy and fills in its Exchange. It
@@ -117,6 +129,11 @@ type record struct {
 	// ownBudgetHeaders is set when the proxy writes its own budget headers
 	// for this request, so the upstream's are dropped.
 	ownBudgetHeaders bool
+	// The usage meter on the answer's body and the model reader on the
+	// request's, when they apply; see meter.go.
+	meter    *usage.Body
+	reqModel *usage.RequestModel
+	settled  bool
 }
 
 type recordKey struct{}
@@ -265,6 +282,10 @@ func (rec *record) finish(observe func(*Exchange)) {
 	x.Duration = time.Since(x.Start)
 	x.BytesIn, x.BytesOut = rec.bytesIn.Load(), rec.bytesOut.Load()
 	x.UpstreamRequestID = rec.Header().Get("X-Request-Id")
+	rec.settleUsage()
+	if x.Aborted && x.Cut == "" && x.Status != StatusClientClosedRequest && x.UpstreamError == "" {
+		x.UpstreamError = UpstreamAborted
+	}
 	if !rec.quiet {
 		observe(x)
 	}
@@ -283,7 +304,7 @@ func logExchange(logger *slog.Logger, x *Exchange) {
 	if !logger.Enabled(context.Background(), level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 16+len(x.Attrs))
+	attrs := make([]slog.Attr, 0, 22+len(x.Attrs))
 	attrs = append(attrs,
 		slog.String("method", x.Method),
 		slog.String("path", x.Path),
@@ -325,6 +346,16 @@ func logExchange(logger *slog.Logger, x *Exchange) {
 	}
 	if len(x.Retries) > 0 {
 		attrs = append(attrs, slog.Int("retries", len(x.Retries)), slog.String("retry_reasons", strings.Join(x.Retries, ",")))
+	}
+	if x.Model != "" {
+		attrs = append(attrs, slog.String("model", x.Model))
+	}
+	attrs = x.Usage.LogAttrs(attrs)
+	if x.Usage.Skipped != "" {
+		attrs = append(attrs, slog.String("usage_skipped", x.Usage.Skipped))
+	}
+	if x.UpstreamError != "" {
+		attrs = append(attrs, slog.String("upstream_error", x.UpstreamError))
 	}
 	attrs = append(attrs, x.Attrs...)
 	logger.LogAttrs(context.Background(), level, "request", attrs...)

@@ -45,9 +45,20 @@ func TestAccessLog_oneLinePerRequestWithFields(t *testing.T) {
 			t.Errorf("log %s = %v; want %v", k, line[k], v)
 		}
 	}
-	for _, k := range []string{"duration", "ttfb", "time", "level"} {
+	for _, k := range []string{"time", "level"} {
 		if _, ok := line[k]; !ok {
 			t.Errorf("log line lacks %s: %v", k, line)
+		}
+	}
+	// JSON durations are milliseconds, as numbers (README: access log).
+	d, dok := line["duration_ms"].(float64)
+	f, fok := line["ttfb_ms"].(float64)
+	if !dok || !fok || f <= 0 || f > d || d > 10_000 {
+		t.Errorf("duration_ms %v, ttfb_ms %v; want numbers of milliseconds, 0 < ttfb <= duration", line["duration_ms"], line["ttfb_ms"])
+	}
+	for _, k := range []string{"duration", "ttfb"} {
+		if _, ok := line[k]; ok {
+			t.Errorf("log line has %s in nanoseconds too: %v", k, line)
 		}
 	}
 	if all := p.Log.String(); strings.Contains(all, "PLANTED") {

@@ -141,7 +141,7 @@ func (b *budgets) done(x *Exchange) {
 
 // meteredTokens is what a request costs its token budgets: the input and
 // output tokens metered from its answer.
-func (x *Exchange) meteredTokens() int64 { return x.tokens }
+func (x *Exchange) meteredTokens() int64 { return x.Usage.Input + x.Usage.Output }
 
 // remaining returns what is left of each of l's limits after used.
 func remaining(l, used Limits) Limits {

@@ -88,6 +88,9 @@ type Config struct {
 	// LimitsFailClosed refuses requests with 503 while the limits' store
 	// cannot be reached (OXY_LIMITS_FAIL_CLOSED); off, they pass unlimited.
 	LimitsFailClosed bool
+	// MetricsAddr is the host:port of the Prometheus metrics listener
+	// (OXY_METRICS_ADDR); empty turns metrics off.
+	MetricsAddr string
 
 	// Retries is how many times a refused or failed upstream attempt is
 	// retried with another key (OXY_RETRIES).
@@ -146,6 +149,7 @@ var Settings = []Setting{
 	{Name: "OXY_CORS_ORIGINS", Default: "", Usage: "comma-separated browser origins allowed, or * (empty: CORS off, the upstream's headers pass)"},
 	{Name: "OXY_HEALTH_PATH", Default: "/healthz", Usage: "local health route, no key needed (empty: off)"},
 	{Name: "OXY_ALLOW_CIDRS", Default: "", Usage: "comma-separated client CIDRs or IPs allowed, by socket address (empty: all)"},
+	{Name: "OXY_METRICS_ADDR", Default: "", Usage: "host:port of a separate Prometheus /metrics listener, e.g. 127.0.0.1:9464 (empty: off; servers, SCF web functions and FC only)"},
 	{Name: "OXY_STREAM_USAGE", Default: "false", Usage: "add stream_options.include_usage to streamed chat completion requests that lack it, so their tokens are metered (clients get one more chunk)"},
 	{Name: "OXY_LIMITS", Default: "", Usage: "budgets per proxy-key name or *, e.g. alice=rpm:60/tpm:200000/concurrent:4/tpd:5000000, *=rpm:20; needs OXY_AUTH_KEYS"},
 	{Name: "OXY_REDIS_URL", Default: "", Usage: "redis://[:password@]host[:port][/db] or rediss://... to share the budgets' counters between instances (empty: in memory)", Secret: true},
@@ -216,6 +220,7 @@ func FromEnv(lookup LookupFunc, opts Options) (Config, error) {
 	c.StreamUsage = p.boolean("OXY_STREAM_USAGE")
 	p.limits(&c)
 	p.retries(&c)
+	c.MetricsAddr = p.metricsAddr("OXY_METRICS_ADDR", c.Port)
 	c.Extra = map[string]string{}
 	for _, s := range opts.Defaults.Extra {
 		v := p.get(s.Name)
@@ -406,6 +411,24 @@ func (p *parser) count(name string) int {
 		return 0
 	}
 	return n
+}
+
+// metricsAddr reads a listen address with a port, which must not be the
+// proxy's own: metrics never share the public port.
+func (p *parser) metricsAddr(name string, proxyPort int) string {
+	v := p.get(name)
+	if v == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(port)
+	switch {
+	case err != nil || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, " /"):
+		p.fail(name, v, "must be host:port, want e.g. 127.0.0.1:9464 or :9464")
+	case n == proxyPort:
+		p.fail(name, v, "must not use the proxy's own port (OXY_PORT): metrics get a separate listener, want e.g. 127.0.0.1:9464")
+	}
+	return v
 }
 
 func (p *parser) list(name string) []string {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core/usage"
 )
 
 // NewTransport returns the upstream transport for c: the standard library's
@@ -56,6 +58,9 @@ type Handler struct {
 	access  *accessControl
 	budgets *budgets
 	pools   []*KeyPool // of the routes with real keys, in route order
+	meter   *usage.Meter
+	// observer, if set, sees every request (WithObserver).
+	observer Observer
 }
 
 // Option changes what New builds.
@@ -66,6 +71,8 @@ type options struct {
 	keyRests     KeyRests
 	keyObserver  KeyObserver
 	retryBackoff time.Duration // tests shorten it
+	observer     Observer
+	decoders     map[string]usage.Decoder
 }
 
 // WithLimiter keeps the budgets' counters (OXY_LIMITS) in l, such as a store
@@ -98,13 +105,15 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Opt
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: c, policy: NewHeaderPolicy(c), logger: logger}
+	h := &Handler{cfg: c, policy: NewHeaderPolicy(c), logger: logger,
+		meter: usage.New(usage.Options{Decoders: o.decoders}), observer: o.observer}
 	h.access = newAccessControl(c)
 	modify := func(res *http.Response) error {
 		h.cleanUpstreamHeader(res.Header)
 		if rec := recordFrom(res.Request); rec != nil && rec.ownBudgetHeaders {
 			dropUpstreamBudgetHeaders(res.Header)
 		}
+		h.meterResponse(res)
 		return nil
 	}
 	errorLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
@@ -200,6 +209,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	// platform prefix is stripped), once.
 	rec.up, rec.path, rec.setPath = h.router.Route(r)
 	rec.x.Route = rec.up.Name
+	if h.observer != nil {
+		h.observer.Started(rec.x.Route)
+		rec.x.started = true
+	}
 	h.access.decorate(w, r)
 	if screen(w, r, rec.path) || h.access.reject(w, r) {
 		return
@@ -226,6 +239,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	// (serverless adapters) do not support it and need not.
 	rc := http.NewResponseController(w)
 	duplex := rc.EnableFullDuplex() == nil
+	sniffModel(rec, r)
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	rec.up.proxy.ServeHTTP(w, r)
 	if duplex {
@@ -281,6 +295,14 @@ func (h *Handler) observe(x *Exchange) {
 		h.budgets.done(x)
 	}
 	logExchange(h.logger, x)
+	if h.observer != nil {
+		// A request a platform adapter answered itself never reached
+		// routing: it is started now, so every Finished has its Started.
+		if !x.started {
+			h.observer.Started(x.Route)
+		}
+		h.observer.Finished(x)
+	}
 }
 
 // rewrite sends the request to u's target, whatever the client's Host header
@@ -364,6 +386,9 @@ func (h *Handler) handleError(w http.ResponseWriter, r *http.Request, err error)
 	}
 	if rec != nil {
 		rec.x.Err = err
+		if !clientGone {
+			rec.x.UpstreamError = upstreamErrorKind(e)
+		}
 	}
 	if clientGone {
 		if rec != nil {
@@ -396,10 +421,22 @@ func (b *bufferPool) Put(buf []byte) {
 
 var copyBuffers httputil.BufferPool = &bufferPool{}
 
+// jsonDurations writes the access log's durations in JSON as milliseconds,
+// numbers a log query can compare and sum ("duration_ms":812.5), instead of
+// slog's nanoseconds; text logs keep Go's readable form (duration=812.5ms).
+func jsonDurations(groups []string, a slog.Attr) slog.Attr {
+	if len(groups) == 0 && (a.Key == "duration" || a.Key == "ttfb") && a.Value.Kind() == slog.KindDuration {
+		ms := float64(a.Value.Duration().Microseconds()) / 1000
+		return slog.Float64(a.Key+"_ms", ms)
+	}
+	return a
+}
+
 // NewLogger returns the slog logger the settings ask for, writing to w.
 func NewLogger(c Config, w interface{ Write([]byte) (int, error) }) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.LogLevel}
 	if c.LogFormat == "json" {
+		opts.ReplaceAttr = jsonDurations
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

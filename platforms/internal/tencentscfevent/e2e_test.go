@@ -514,8 +514,13 @@ func TestLogs_neverCarrySecrets(t *testing.T) {
 		t.Errorf("no access-log line for the request:\n%s", f.logs)
 	}
 	logs := f.logs.String()
+	// The body's text never appears; its model does, as the access log's
+	// model field (issue 12), and nowhere else.
+	if !strings.Contains(logs, `"model":"gpt-4o-mini"`) || strings.Count(logs, "gpt-4o-mini") != strings.Count(logs, `"model":"gpt-4o-mini"`) {
+		t.Errorf("the model appears outside the access log's model field:\n%s", logs)
+	}
 	for _, secret := range []string{"sk-test-secret-key", "cookie-secret-value", "scf-secret-key-value",
-		"scf-session-token-value", "gpt-4o-mini", "__cf_bm=one", "2024-02-01"} {
+		"scf-session-token-value", "你好", "<b>", "__cf_bm=one", "2024-02-01"} {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain %q:\n%s", secret, logs)
 		}
