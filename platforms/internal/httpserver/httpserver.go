@@ -34,9 +34,12 @@ const (
 // Runner serves the handler over HTTP until its context ends, then shuts
 // down gracefully.
 type Runner struct {
-	cfg       core.Config
-	logger    *slog.Logger
-	longLived bool
+	cfg    core.Config
+	logger *slog.Logger
+	// plain is the plain server build's runner, which warns when it listens
+	// beyond loopback unguarded; a serverless platform's front end stands
+	// before the others.
+	plain bool
 }
 
 var _ start.Runner = (*Runner)(nil)
@@ -44,7 +47,7 @@ var _ start.Runner = (*Runner)(nil)
 // LongLived is the start.Platform.NewRunner of the plain server build: an
 // HTTP server that the operator runs.
 func LongLived(cfg core.Config, logger *slog.Logger, _ core.LookupFunc) (start.Runner, error) {
-	return &Runner{cfg: cfg, logger: logger, longLived: true}, nil
+	return &Runner{cfg: cfg, logger: logger, plain: true}, nil
 }
 
 // Serverless is the start.Platform.NewRunner of platforms whose runtime
@@ -53,8 +56,10 @@ func Serverless(cfg core.Config, logger *slog.Logger, _ core.LookupFunc) (start.
 	return &Runner{cfg: cfg, logger: logger}, nil
 }
 
-// LongLived reports whether this is the plain server build's runner.
-func (s *Runner) LongLived() bool { return s.longLived }
+// LongLived is true for every HTTP server runner: the process lives between
+// requests, on a server and in SCF web functions and FC instances alike, so
+// it can hold a metrics listener beside the proxy's (OXY_METRICS_ADDR).
+func (s *Runner) LongLived() bool { return true }
 
 // Run listens on the configured address and serves h until ctx ends. Then it
 // stops accepting, lets in-flight requests and streams finish for up to
@@ -66,7 +71,7 @@ func (s *Runner) Run(ctx context.Context, h http.Handler) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s (OXY_HOST, OXY_PORT): %w", addr, err)
 	}
-	if s.longLived && unguarded(cfg, ln.Addr()) {
+	if s.plain && unguarded(cfg, ln.Addr()) {
 		logger.Warn("listening beyond loopback with neither proxy keys nor an allow-list: whoever reaches this address can use the proxy",
 			"addr", ln.Addr().String(), "hint", "set OXY_AUTH_KEYS (with OXY_UPSTREAM_API_KEY) or OXY_ALLOW_CIDRS, or OXY_HOST=127.0.0.1 to listen on loopback only")
 	}

@@ -63,12 +63,12 @@ type Runner interface {
 	// within the configured grace and returns nil; it returns an error if
 	// it cannot serve at all.
 	Run(ctx context.Context, h http.Handler) error
-	// LongLived reports whether the process is a long-lived server that the
-	// operator runs and can reach on other ports (the plain server build).
-	// Serverless runtimes answer false: they expose one port or none and may
-	// freeze between requests. Optional observers that need their own
-	// listener or a background loop (a metrics endpoint) start only for a
-	// long-lived runner; see Run.
+	// LongLived reports whether the process is an HTTP server that lives
+	// between requests (the server build, SCF web functions, FC custom
+	// runtimes). Event runtimes answer false (Lambda, SCF event functions):
+	// the platform freezes the process between invocations and routes no
+	// port to it. A metrics listener (OXY_METRICS_ADDR) needs a long-lived
+	// runner; Prepare refuses the setting for the others.
 	LongLived() bool
 }
 
@@ -134,9 +134,16 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 	if err != nil {
 		return nil, nil, err
 	}
-	h := Handler(p, cfg, logger, opts...)
-	// Observers that need a long-lived process (a metrics listener) start
-	// in Run, when runner.LongLived(), and stop when its ctx ends.
+	// A metrics listener (OXY_METRICS_ADDR) opens now and serves while the
+	// runner runs.
+	runner, mopts, err := withMetrics(p, cfg, logger, runner)
+	if err != nil && cleanup != nil {
+		cleanup()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	h := Handler(p, cfg, logger, append(opts, mopts...)...)
 	logger.Info("starting", "platform", p.Name, "target", cfg.Target.String(), "version", core.VersionString())
 	if cleanup != nil {
 		runner = cleanupRunner{Runner: runner, cleanup: cleanup}
@@ -146,11 +153,12 @@ func Prepare(p Platform, args []string, lookup core.LookupFunc, environ []string
 
 // Handler returns what every build serves: the core proxy for cfg inside the
 // platform's adapter, inside the access log (core.Handler.WithAdapter), so
-// that adapters can add log fields and their own answers are logged; opts
-// (the Redis store of budgets and key rests) go to the core. Tests that
-// serve a platform in-process use it too.
+// that adapters can add log fields and their own answers are logged, with
+// the decoders every build meters with and opts (the Redis store of budgets
+// and key rests, the metrics observer) given to the core. Tests that serve a
+// platform in-process use it too.
 func Handler(p Platform, cfg core.Config, logger *slog.Logger, opts ...core.Option) http.Handler {
-	proxy := core.New(cfg, logger, nil, opts...)
+	proxy := core.New(cfg, logger, nil, append(coreOptions(), opts...)...)
 	if p.Wrap == nil {
 		return proxy
 	}
