@@ -39,7 +39,7 @@ func withMetrics(p Platform, cfg core.Config, logger *slog.Logger, runner Runner
 		return nil, nil, err
 	}
 	m := metrics.New()
-	return &metricsRunner{Runner: runner, m: m, ln: ln, logger: logger}, []core.Option{core.WithObserver(m)}, nil
+	return &metricsRunner{Runner: runner, m: m, ln: ln, logger: logger}, []core.Option{core.WithObserver(m), core.WithKeyObserver(m)}, nil
 }
 
 // metricsRunner runs the platform's runner and the metrics listener
