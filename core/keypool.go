@@ -145,7 +145,8 @@ type KeyStatus struct {
 // Status returns every key's state, in configured order, for metrics
 // (Handler.KeyStates).
 func (p *KeyPool) Status(ctx context.Context) []KeyStatus {
-	until := p.resting(ctx)
+	var buf restBuf
+	until := p.resting(ctx, buf[:])
 	now := time.Now()
 	out := make([]KeyStatus, len(p.keys))
 	for i := range out {
@@ -157,20 +158,38 @@ func (p *KeyPool) Status(ctx context.Context) []KeyStatus {
 	return out
 }
 
-// resting reads the rests. A store that fails (a shared store that cannot be
-// reached) counts every key as available: the upstream will say again which
-// key it refuses, whereas failing closed would refuse every request.
-func (p *KeyPool) resting(ctx context.Context) []time.Time {
-	until := make([]time.Time, len(p.keys))
-	if err := p.rests.Resting(ctx, p.route, until); err != nil {
+// resting reads the rests into buf (allocating only for more keys than it
+// holds). A store that fails (a shared store that cannot be reached) counts
+// every key as available: the upstream will say again which key it refuses,
+// whereas failing closed would refuse every request.
+func (p *KeyPool) resting(ctx context.Context, buf []time.Time) []time.Time {
+	until := buf[:0]
+	if n := len(p.keys); n <= cap(buf) {
+		until = buf[:n]
+	} else {
+		until = make([]time.Time, n)
+	}
+	var err error
+	if m, ok := p.rests.(*memoryKeyRests); ok {
+		err = m.Resting(ctx, p.route, until) // a direct call: until stays on the caller's stack
+	} else {
+		tmp := make([]time.Time, len(until))
+		err = p.rests.Resting(ctx, p.route, tmp)
+		copy(until, tmp)
+	}
+	if err != nil {
 		clear(until)
 	}
 	return until
 }
 
+// restBuf is the stack buffer of a pick: enough for the key lists people configure.
+type restBuf [16]time.Time
+
 // allResting reports whether every key rests, and when the first comes back.
 func (p *KeyPool) allResting(ctx context.Context) (soonest time.Time, all bool) {
-	until := p.resting(ctx)
+	var buf restBuf
+	until := p.resting(ctx, buf[:])
 	now := time.Now()
 	if len(until) == 0 {
 		return time.Time{}, false
@@ -191,7 +210,8 @@ func (p *KeyPool) allResting(ctx context.Context) (soonest time.Time, all bool) 
 // available key that was tried. ok is false when no key may be used; soonest
 // is then when the first resting key comes back (zero if none is resting).
 func (p *KeyPool) pick(ctx context.Context, tried []int, reuse bool) (key int, soonest time.Time, ok bool) {
-	until := p.resting(ctx)
+	var buf restBuf
+	until := p.resting(ctx, buf[:])
 	now := time.Now()
 	n := uint64(len(p.keys))
 	start := p.next.Add(1) - 1

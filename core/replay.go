@@ -31,7 +31,7 @@ type replayBody struct {
 	srcErr   error         // src's final error; io.EOF when it ended
 	reading  bool          // a Read is in src.Read
 	closed   bool          // the transport closed the body
-	released chan struct{} // closed once closed and no Read is in flight
+	released chan struct{} // made by a replay that waits; closed once closed and no Read is in flight
 }
 
 // errBodyClosed is returned by reads after the transport closed the body.
@@ -43,7 +43,23 @@ var errBodyClosed = errors.New("request body closed")
 const releaseWait = time.Second
 
 func newReplayBody(src io.Reader, contentLength, limit int64) *replayBody {
-	return &replayBody{src: src, want: contentLength, limit: int(min(limit, int64(maxInt))), released: make(chan struct{})}
+	b := &replayBody{src: src, want: contentLength, limit: int(min(limit, int64(maxInt)))}
+	if contentLength > 0 && contentLength <= limit {
+		b.buf = make([]byte, 0, contentLength) // one allocation for the whole copy
+	}
+	return b
+}
+
+// freed reports that the transport let go of the body: it closed it and no
+// Read is in flight. b.mu is held.
+func (b *replayBody) freed() bool { return b.closed && !b.reading }
+
+// release wakes a replay waiting for the transport to let go. b.mu is held.
+func (b *replayBody) release() {
+	if b.released != nil && b.freed() {
+		close(b.released)
+		b.released = nil
+	}
 }
 
 const maxInt = int(^uint(0) >> 1)
@@ -71,9 +87,7 @@ func (b *replayBody) Read(p []byte) (int, error) {
 	if err != nil {
 		b.srcErr = err
 	}
-	if b.closed {
-		close(b.released)
-	}
+	b.release()
 	return n, err
 }
 
@@ -82,12 +96,8 @@ func (b *replayBody) Read(p []byte) (int, error) {
 func (b *replayBody) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.closed {
-		b.closed = true
-		if !b.reading {
-			close(b.released)
-		}
-	}
+	b.closed = true
+	b.release()
 	return nil
 }
 
@@ -125,14 +135,23 @@ func (b *replayBody) replay(ctx context.Context, readRest bool) (getBody func() 
 	case srcErr != nil || !readRest:
 		return nil, false
 	}
-	timer := time.NewTimer(releaseWait)
-	defer timer.Stop()
-	select {
-	case <-b.released:
-	case <-timer.C:
-		return nil, false
-	case <-ctx.Done():
-		return nil, false
+	b.mu.Lock()
+	var released chan struct{}
+	if !b.freed() {
+		b.released = make(chan struct{})
+		released = b.released
+	}
+	b.mu.Unlock()
+	if released != nil {
+		timer := time.NewTimer(releaseWait)
+		defer timer.Stop()
+		select {
+		case <-released:
+		case <-timer.C:
+			return nil, false
+		case <-ctx.Done():
+			return nil, false
+		}
 	}
 	// The transport is done with src: read the rest directly.
 	b.mu.Lock()

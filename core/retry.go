@@ -77,7 +77,7 @@ func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		AddLogAttrs(req, slog.String("rejected", errKeysResting.Code))
 		return restingResponse(req, soonest), nil
 	}
-	a := attempts{t: t, req: req, key: k, tried: make([]int, 0, t.opts.Retries+1)}
+	a := attempts{t: t, req: req, key: k}
 	if req.Body != nil && req.Body != http.NoBody {
 		if req.ContentLength > t.opts.MaxBody || t.opts.MaxBody == 0 {
 			a.noReplay = true
@@ -92,8 +92,7 @@ func (t *KeyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type attempts struct {
 	t        *KeyTransport
 	req      *http.Request
-	key      int   // the key of the next attempt
-	tried    []int // keys already used
+	key      int // the key of the next attempt
 	first    *replayBody
 	getBody  func() (io.ReadCloser, error) // the whole body, once a retry needs it
 	noReplay bool                          // the body cannot be sent twice
@@ -101,8 +100,17 @@ type attempts struct {
 
 func (a *attempts) run(ctx context.Context) (*http.Response, error) {
 	t := a.t
+	var triedBuf [4]int
+	tried := triedBuf[:0] // keys already used
 	for attempt := 0; ; attempt++ {
-		out := a.req.Clone(ctx)
+		// The first attempt sends the reverse proxy's own outbound request,
+		// which nothing else uses (the key set on it is what the rewrite
+		// used to set); a retry sends a copy, since the transport may still
+		// hold the request of the attempt before.
+		out := a.req
+		if attempt > 0 {
+			out = a.req.Clone(ctx)
+		}
 		switch {
 		case a.getBody != nil:
 			out.Body, _ = a.getBody()
@@ -117,8 +125,8 @@ func (a *attempts) run(ctx context.Context) (*http.Response, error) {
 		if v.rest > 0 && res != nil {
 			t.pool.rest(ctx, k, v.rest, v.reason, res.StatusCode)
 		}
-		a.tried = append(a.tried, k)
-		next, wait, retry := t.retryPlan(ctx, v, attempt, a.tried)
+		tried = append(tried, k)
+		next, wait, retry := t.retryPlan(ctx, v, attempt, tried)
 		if retry && !a.replayable(ctx, res == nil) {
 			retry = false
 			AddLogAttrs(a.req, slog.String("not_retried", "body_not_replayable"))
