@@ -41,6 +41,15 @@ var hostileProbes = []probe{
 		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: p\r\n\r\n", 200, 400},
 	{"HTTP/1.0 with Transfer-Encoding", "POST /v1/chat/completions HTTP/1.0\r\nHost: p\r\nConnection: keep-alive\r\n" +
 		"Transfer-Encoding: chunked\r\n\r\nGET /hidden HTTP/1.1\r\nHost: p\r\n\r\n", 200, 400},
+	// Found by the acceptance audit of issue 17: net/http answered
+	// "OPTIONS *" itself and kept the connection; the look-alike dot
+	// segments and the HTTP/1.0 WebSocket upgrade were forwarded.
+	{"OPTIONS * with Content-Length and chunked", "OPTIONS * HTTP/1.1\r\nHost: p\r\nContent-Length: 38\r\n" +
+		"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /hidden HTTP/1.1\r\nHost: p\r\n\r\n", 400, 400},
+	{"overlong UTF-8 dot segments", "GET /%c0%ae%c0%ae/admin HTTP/1.1\r\nHost: p\r\n\r\n", 400, 200},
+	{"fullwidth dot segments", "GET /%ef%bc%8e%ef%bc%8e/admin HTTP/1.1\r\nHost: p\r\n\r\n", 400, 200},
+	{"dot segment ended by %3f", "GET /..%3f/admin HTTP/1.1\r\nHost: p\r\n\r\n", 400, 200},
+	{"WebSocket in HTTP/1.0", "GET /v1/realtime HTTP/1.0\r\nHost: p\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 400, 200},
 	{"malformed chunked body", "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, 400},
 	{"Upgrade: h2c", "GET /v1/models HTTP/1.1\r\nHost: p\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n" +
 		"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n", 400, 200},
