@@ -68,6 +68,29 @@ func TestIdleLimits_stalledBodyIs408(t *testing.T) {
 	}
 }
 
+// TestIdleLimits_stalledBodyClosedAfterOneLimit: the connection of a
+// client that stalls mid-body closes once the limit has passed, not after a
+// second one (the full-duplex finish re-armed the read deadline after the
+// 408 and waited for the rest of the body again).
+func TestIdleLimits_stalledBodyClosedAfterOneLimit(t *testing.T) {
+	t.Parallel()
+	p := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}), "", map[string]string{"OXY_CLIENT_BODY_TIMEOUT": "3s"})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(p.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	io.WriteString(conn, "POST /v1/chat/completions HTTP/1.1\r\nHost: p\r\nContent-Length: 100\r\n\r\n{\"model\":")
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	out, _ := io.ReadAll(conn)
+	if d := time.Since(start); !strings.HasPrefix(string(out), "HTTP/1.1 408 ") || d > 4500*time.Millisecond {
+		t.Errorf("closed after %v with %q; want a 408 and the connection closed at about the 3s limit", d, firstLine(string(out)))
+	}
+}
+
 // TestIdleLimits_slowButSteadyBodyPasses: the limit is on each wait, not on
 // the whole body: a body trickling in for longer than the limit, never
 // pausing that long, goes through.

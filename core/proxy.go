@@ -259,9 +259,12 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 // and net/http stops it as usual. The reads are bounded by
 // OXY_CLIENT_BODY_TIMEOUT, so a client that stalls mid-body cannot hold the
 // request (its access-log line, its budget slot) open. An upgraded
-// connection, or a client that went away, is left alone.
+// connection, a client that went away, and a body that already failed (a
+// stall answered 408, broken framing answered 400: the connection closes
+// now, and re-arming the read would hold it one more limit) are left alone.
 func finishBody(rc *http.ResponseController, r *http.Request, rec *record) {
-	if r.Body == nil || r.ContentLength == 0 || rec.x.Status == 0 || rec.x.Status == http.StatusSwitchingProtocols || rec.clientGone {
+	if r.Body == nil || r.ContentLength == 0 || rec.x.Status == 0 || rec.x.Status == http.StatusSwitchingProtocols || rec.clientGone ||
+		rec.bodyError() != nil {
 		return
 	}
 	_ = rc.Flush()
