@@ -75,6 +75,16 @@ type KeyObserver interface {
 	Retried(route, reason string)
 }
 
+// KeyStatesObserver is a KeyObserver that also reports each key's
+// availability (the gauge oxy_upstream_key_available, read when metrics are
+// collected): New hands it Handler.KeyStates.
+type KeyStatesObserver interface {
+	KeyObserver
+	// ObserveKeyStates is called once, by New, with the function that
+	// returns every key's state at that moment.
+	ObserveKeyStates(states func(context.Context) []KeyState)
+}
+
 // KeyPoolOptions are a key pool's settings.
 type KeyPoolOptions struct {
 	// Cooldown is how long a key rests after an answer that says the key

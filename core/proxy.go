@@ -84,7 +84,8 @@ func WithLimiter(l Limiter) Option { return func(o *options) { o.limiter = l } }
 // memory.
 func WithKeyRests(r KeyRests) Option { return func(o *options) { o.keyRests = r } }
 
-// WithKeyObserver tells ko of the key pools' rests and retries as they happen.
+// WithKeyObserver tells ko of the key pools' rests and retries as they happen;
+// a KeyStatesObserver is also handed Handler.KeyStates.
 func WithKeyObserver(ko KeyObserver) Option { return func(o *options) { o.keyObserver = ko } }
 
 // New returns the proxy handler for c. transport may be nil, in which case
@@ -137,6 +138,9 @@ func New(c Config, logger *slog.Logger, transport http.RoundTripper, opts ...Opt
 			BufferPool: copyBuffers,
 		}
 	})
+	if kso, ok := o.keyObserver.(KeyStatesObserver); ok {
+		kso.ObserveKeyStates(h.KeyStates)
+	}
 	h.budgets = newBudgets(c, o.limiter, logger)
 	return h
 }

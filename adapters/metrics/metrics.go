@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -60,12 +61,13 @@ type Metrics struct {
 	upErrors *prometheus.CounterVec
 	retries  *prometheus.CounterVec
 	rests    *prometheus.CounterVec
+	keys     keyAvailability
 	models   labelSet
 }
 
 var (
-	_ core.Observer    = (*Metrics)(nil)
-	_ core.KeyObserver = (*Metrics)(nil)
+	_ core.Observer          = (*Metrics)(nil)
+	_ core.KeyStatesObserver = (*Metrics)(nil)
 )
 
 // New returns the observer with its own registry, which also holds the Go
@@ -107,9 +109,12 @@ func New() *Metrics {
 			Name: "oxy_upstream_key_rests_total",
 			Help: "Times a real key of a route started resting, by key position (#1, #2...) and reason.",
 		}, []string{"route", "key", "reason"}),
+		keys: keyAvailability{desc: prometheus.NewDesc("oxy_upstream_key_available",
+			"1 while a real key of a route may be used, 0 while it rests (after a 429, 401, 403...), by key position (#1, #2...).",
+			[]string{"route", "key"}, nil)},
 		models: labelSet{max: MaxModels, seen: map[string]struct{}{}},
 	}
-	m.reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.inFlight, m.upErrors, m.retries, m.rests,
+	m.reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.inFlight, m.upErrors, m.retries, m.rests, &m.keys,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -167,6 +172,36 @@ func (m *Metrics) Retried(route, reason string) {
 // by position only, never by value.
 func (m *Metrics) KeyRested(route, key, reason string, _ time.Time) {
 	m.rests.WithLabelValues(label(route), label(key), label(reason)).Inc()
+}
+
+// ObserveKeyStates makes oxy_upstream_key_available read states when the
+// registry is collected (core.KeyStatesObserver; core.New calls it).
+func (m *Metrics) ObserveKeyStates(states func(context.Context) []core.KeyState) {
+	m.keys.states.Store(&states)
+}
+
+// keyAvailability is the collector of oxy_upstream_key_available: one gauge
+// per real key of every route, read from the core at each scrape, so it is
+// never stale and costs nothing between scrapes.
+type keyAvailability struct {
+	desc   *prometheus.Desc
+	states atomic.Pointer[func(context.Context) []core.KeyState]
+}
+
+func (k *keyAvailability) Describe(ch chan<- *prometheus.Desc) { ch <- k.desc }
+
+func (k *keyAvailability) Collect(ch chan<- prometheus.Metric) {
+	states := k.states.Load()
+	if states == nil {
+		return
+	}
+	for _, s := range (*states)(context.Background()) {
+		v := 0.0
+		if s.Available {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(k.desc, prometheus.GaugeValue, v, label(s.Route), label(s.Key))
+	}
 }
 
 // Handler serves the registry in the Prometheus exposition formats.

@@ -279,3 +279,54 @@ func TestMetrics_labelValuesSanitised(t *testing.T) {
 		}
 	}
 }
+
+// TestMetrics_keyPool drives a route with two real keys whose first answers
+// 429: the scrape shows the retry, the rest, and which key is available.
+func TestMetrics_keyPool(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.Header.Get("Authorization") == "Bearer sk-first-key-0001" {
+			w.Header().Set("Retry-After", "30")
+			http.Error(w, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`, http.StatusTooManyRequests)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, openAIJSON)
+	}))
+	defer up.Close()
+	env := map[string]string{"OXY_TARGET": up.URL, "OXY_UPSTREAM_API_KEY": "sk-first-key-0001,sk-second-key-0002", "OXY_ALLOW_CIDRS": "127.0.0.1"}
+	cfg, err := core.FromEnv(testkit.Lookup(env), core.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New()
+	px := httptest.NewServer(core.New(cfg, nil, nil, core.WithObserver(m), core.WithKeyObserver(m)))
+	defer px.Close()
+	res, err := http.Post(px.URL+"/v1/chat/completions", "application/json", strings.NewReader(`{"model":"gpt-4o-mini"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d; want 200 from the second key", res.StatusCode)
+	}
+	mf := scrape(t, startMetrics(t, m))
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"oxy_upstream_key_available", map[string]string{"route": "default", "key": "#1"}, 0},
+		{"oxy_upstream_key_available", map[string]string{"route": "default", "key": "#2"}, 1},
+		{"oxy_retries_total", map[string]string{"route": "default", "reason": "rate_limited"}, 1},
+		{"oxy_upstream_key_rests_total", map[string]string{"route": "default", "key": "#1", "reason": "rate_limited"}, 1},
+	} {
+		if got := sum(mf, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	if f := mf["oxy_upstream_key_available"]; f == nil || len(f.GetMetric()) != 2 {
+		t.Errorf("oxy_upstream_key_available has %d series; want one per key", len(f.GetMetric()))
+	}
+}
