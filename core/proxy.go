@@ -243,7 +243,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rec *record) {
 	// (serverless adapters) do not support it and need not.
 	rc := http.NewResponseController(w)
 	duplex := rc.EnableFullDuplex() == nil
-	sniffModel(rec, r)
+	h.sniffModel(rec, r)
 	rec.keepOwnHeaders(h.cleanUpstreamHeader)
 	rec.up.proxy.ServeHTTP(w, r)
 	if duplex {

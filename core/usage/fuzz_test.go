@@ -65,7 +65,7 @@ func FuzzSSE(f *testing.F) {
 		cut := int(split) % (len(data) + 1)
 		run := func(parts ...[]byte) Usage {
 			var a accum
-			s := newSSE(newPicker(a.record))
+			s := newSSE(newPicker(a.record), &a.u.Model)
 			for _, p := range parts {
 				s.feed(p)
 			}

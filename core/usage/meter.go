@@ -117,7 +117,7 @@ func (m *Meter) Body(rc io.ReadCloser, contentType, contentEncoding string) (b *
 	b = &Body{rc: rc, dec: dec}
 	b.pk = newPicker(b.acc.record)
 	if kind == EventStream {
-		b.sse = newSSE(b.pk)
+		b.sse = newSSE(b.pk, &b.acc.u.Model)
 	} else {
 		b.limit = m.maxJSON
 	}

@@ -21,9 +21,12 @@ type sse struct {
 	eventLen  int
 	afterCR   bool
 	errEvent  bool // an "event: error" was seen
+	// model is the model read so far; once known, events that carry
+	// nothing else the meter reads are skipped unparsed.
+	model *string
 }
 
-func newSSE(p *picker) *sse { return &sse{p: p, atStart: true} }
+func newSSE(p *picker, model *string) *sse { return &sse{p: p, atStart: true, model: model} }
 
 func (s *sse) feed(b []byte) {
 	for len(b) > 0 {
@@ -43,7 +46,10 @@ func (s *sse) feed(b []byte) {
 			end, seg = cr, seg[:cr]
 			s.afterCR = true
 		}
-		s.segment(seg)
+		// A whole one-line event in this chunk (the way vendors flush
+		// them) can be judged before it is parsed.
+		whole := end >= 0 && s.atStart && s.dataLines == 0 && blankNext(b[end:])
+		s.segment(seg, whole)
 		if end < 0 {
 			return
 		}
@@ -52,8 +58,56 @@ func (s *sse) feed(b []byte) {
 	}
 }
 
-// segment reads part of a line.
-func (s *sse) segment(b []byte) {
+// blankNext reports whether the line terminator at t[0] is followed at once
+// by an empty line, which ends the event.
+func blankNext(t []byte) bool {
+	if t[0] == '\r' && len(t) > 1 && t[1] == '\n' {
+		t = t[2:]
+	} else {
+		t = t[1:]
+	}
+	return len(t) > 0 && (t[0] == '\n' || t[0] == '\r')
+}
+
+// worth reports whether the data of a whole event can change the usage: it
+// names usage that is not null (usage, usageMetadata, x_groq's), an error, or
+// a model while none is known. Most events of a stream (text deltas, and
+// OpenAI's chunks with "usage":null) are not, and skip the parser. A false
+// "yes" (the words inside some text) only costs a parse.
+func (s *sse) worth(v []byte) bool {
+	if *s.model == "" && bytes.Contains(v, quotedModel) {
+		return true
+	}
+	// The common case first: an OpenAI-style chunk ends with "usage":null
+	// (keys are unique, so it has no other usage, and an error event has
+	// no choices chunk's shape).
+	if bytes.HasSuffix(bytes.TrimRight(v, " \t"), usageNullEnd) {
+		return false
+	}
+	for rest := v; ; {
+		i := bytes.Index(rest, quotedUsage)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(quotedUsage):]
+		if !bytes.HasPrefix(rest, usageNull) && !bytes.HasPrefix(rest, usageNullSpaced) {
+			return true
+		}
+	}
+	return bytes.Contains(v, quotedError)
+}
+
+var (
+	quotedUsage     = []byte(`"usage`)
+	usageNullEnd    = []byte(`"usage":null}`)
+	usageNull       = []byte(`":null`)
+	usageNullSpaced = []byte(`": null`)
+	quotedError     = []byte(`"error"`)
+	quotedModel     = []byte(`"model`)
+)
+
+// segment reads part of a line; whole says the line is a whole event.
+func (s *sse) segment(b []byte, whole bool) {
 	if len(b) == 0 {
 		return
 	}
@@ -74,6 +128,9 @@ func (s *sse) segment(b []byte) {
 		}
 		s.startValue()
 		b = b[i+1:]
+		if whole && s.isData && !s.worth(b) {
+			s.isData = false // the rest of the line is skipped
+		}
 	}
 	if s.skipSpace && len(b) > 0 {
 		s.skipSpace = false

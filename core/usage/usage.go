@@ -13,8 +13,9 @@
 package usage
 
 import (
-	"encoding/json"
+	"fmt"
 	"log/slog"
+	"strconv"
 )
 
 // Field is a set of the counts a vendor reported.
@@ -30,7 +31,7 @@ const (
 
 // Usage is the token usage of one response, as far as it could be read.
 type Usage struct {
-	// Model is the model the response names (its last non-empty mention).
+	// Model is the model the response names (its first non-empty mention).
 	Model string
 	// Input counts every input (prompt) token, cached ones included.
 	Input int64
@@ -82,10 +83,16 @@ func (c *count) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	if err := json.Unmarshal(b, &c.n); err != nil {
-		return err
+	// Counts are integers; strconv reads them without a second JSON pass.
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(string(b), 64)
+		if ferr != nil || f < 0 || f > 1<<53 {
+			return fmt.Errorf("usage: token count %s is not a number", b)
+		}
+		n = int64(f)
 	}
-	c.set = true
+	c.n, c.set = n, true
 	return nil
 }
 

@@ -161,16 +161,11 @@ func isString(v []byte, s string) bool {
 	return len(v) == len(s)+2 && v[0] == '"' && string(v[1:len(v)-1]) == s
 }
 
-// setModel records a model name; a chunked stream names it in every chunk,
-// so it is copied only when it changes.
+// setModel records the first model name a response gives: a chunked stream
+// names it in every chunk, always the same, so later ones are not read (and
+// the SSE reader skips chunks that carry nothing else).
 func (a *accum) setModel(v []byte) {
-	if len(v) < 3 || v[0] != '"' {
-		return
-	}
-	if bytes.IndexByte(v, '\\') < 0 {
-		if in := v[1 : len(v)-1]; string(in) != a.u.Model {
-			a.u.Model = string(in)
-		}
+	if a.u.Model != "" || len(v) < 3 || v[0] != '"' {
 		return
 	}
 	if m := unquote(v); m != "" {
