@@ -158,13 +158,25 @@ func (p plan) pack(cfg *config, a archive, b buildSpec, t target, work string) (
 		}
 		entries = append(entries, entry{name: filepath.ToSlash(dst), path: f.Src, mode: fs.FileMode(f.Info.Mode), mtime: mt})
 	}
-	out := filepath.Join(p.Dir, name)
+	write := writeTarGz
 	if strings.HasSuffix(name, ".zip") {
-		err = writeZip(out, entries)
-	} else {
-		err = writeTarGz(out, entries)
+		write = writeZip
 	}
-	return name, err
+	return name, writeFile(filepath.Join(p.Dir, name), func(w io.Writer) error { return write(w, entries) })
+}
+
+// writeFile creates path and fills it with write.
+func writeFile(path string, write func(io.Writer) error) (err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	return write(f)
 }
 
 // buildBinary runs go build as goreleaser does for the build and target and
@@ -204,16 +216,7 @@ func (p plan) buildBinary(b buildSpec, t target, out string, d map[string]string
 	return mtime, os.Chtimes(out, mtime, mtime)
 }
 
-func writeZip(path string, entries []entry) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
+func writeZip(f io.Writer, entries []entry) error {
 	zw := zip.NewWriter(f)
 	zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) {
 		return flate.NewWriter(w, flate.BestCompression)
@@ -232,16 +235,7 @@ func writeZip(path string, entries []entry) (err error) {
 	return zw.Close()
 }
 
-func writeTarGz(path string, entries []entry) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
+func writeTarGz(f io.Writer, entries []entry) error {
 	gz, err := gzip.NewWriterLevel(f, gzip.BestCompression)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package start
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -43,6 +44,6 @@ func Healthcheck(cfg core.Config, w io.Writer) error {
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("-healthcheck: %s answered %s", url, res.Status)
 	}
-	_, _ = fmt.Fprintf(w, "%s\n", body)
+	_, _ = fmt.Fprintf(w, "%s\n", bytes.TrimSpace(body))
 	return nil
 }
