@@ -38,6 +38,9 @@ const (
 // limitKinds is every kind, in the order they are checked and reported.
 var limitKinds = []LimitKind{LimitTPD, LimitRPM, LimitTPM, LimitConcurrent}
 
+// LimitKinds returns every kind of limit, in the order they are checked.
+func LimitKinds() []LimitKind { return append([]LimitKind(nil), limitKinds...) }
+
 // maxLimit bounds a limit's number: far above any real budget, and small
 // enough that counters never overflow when tokens are added to them.
 const maxLimit = 1_000_000_000_000_000

@@ -62,6 +62,10 @@ type Metrics struct {
 	retries  *prometheus.CounterVec
 	rests    *prometheus.CounterVec
 	keys     keyAvailability
+	limited  *prometheus.CounterVec
+	unlimit  *prometheus.CounterVec
+	left     *prometheus.GaugeVec
+	kinds    []core.LimitKind
 	models   labelSet
 }
 
@@ -112,9 +116,25 @@ func New() *Metrics {
 		keys: keyAvailability{desc: prometheus.NewDesc("oxy_upstream_key_available",
 			"1 while a real key of a route may be used, 0 while it rests (after a 429, 401, 403...), by key position (#1, #2...).",
 			[]string{"route", "key"}, nil)},
+		// Budgets (OXY_LIMITS). The caller label takes only the names of
+		// configured proxy keys: a refused key never gets this far.
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxy_limited_total",
+			Help: "Requests refused by their proxy key's budget, by caller and limit: rpm, tpm, concurrent, tpd, or unavailable (the limits' store could not be asked and OXY_LIMITS_FAIL_CLOSED is set).",
+		}, []string{"caller", "limit"}),
+		unlimit: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oxy_limits_unchecked_total",
+			Help: "Requests of callers with limits served without them because the limits' store (Redis) could not be asked (fail open).",
+		}, []string{"caller"}),
+		left: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "oxy_budget_remaining",
+			Help: "What was left of each limit of a caller's budget at its latest request: requests this minute (rpm), tokens this minute (tpm), requests in flight (concurrent), tokens today (tpd).",
+		}, []string{"caller", "limit"}),
+		kinds:  core.LimitKinds(),
 		models: labelSet{max: MaxModels, seen: map[string]struct{}{}},
 	}
 	m.reg.MustRegister(m.requests, m.tokens, m.duration, m.ttfb, m.inFlight, m.upErrors, m.retries, m.rests, &m.keys,
+		m.limited, m.unlimit, m.left,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -160,6 +180,25 @@ func (m *Metrics) Finished(x *core.Exchange) {
 	}
 	if x.UpstreamError != "" {
 		m.upErrors.WithLabelValues(route, x.UpstreamError).Inc()
+	}
+	m.budget(x, caller)
+}
+
+// budget records what x says about its caller's budget.
+func (m *Metrics) budget(x *core.Exchange, caller string) {
+	if x.Limited != "" {
+		m.limited.WithLabelValues(caller, string(x.Limited)).Inc()
+	}
+	if x.Unchecked {
+		m.unlimit.WithLabelValues(caller).Inc()
+	}
+	if x.Budget.IsZero() || x.Unchecked || x.Limited == core.LimitUnavailable {
+		return
+	}
+	for _, k := range m.kinds {
+		if x.Budget.Of(k) > 0 {
+			m.left.WithLabelValues(caller, string(k)).Set(float64(x.Left.Of(k)))
+		}
 	}
 }
 

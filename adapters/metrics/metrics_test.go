@@ -330,3 +330,108 @@ func TestMetrics_keyPool(t *testing.T) {
 		t.Errorf("oxy_upstream_key_available has %d series; want one per key", len(f.GetMetric()))
 	}
 }
+
+// failingLimiter is a limits' store that cannot be reached.
+type failingLimiter struct{}
+
+func (failingLimiter) Admit(context.Context, core.Budget, time.Time) (core.Verdict, error) {
+	return core.Verdict{}, fmt.Errorf("dial tcp 127.0.0.1:1: connect: connection refused")
+}
+
+func (failingLimiter) Done(context.Context, core.Budget, string, int64, time.Time) error {
+	return fmt.Errorf("down")
+}
+
+// TestMetrics_budgets proves oxy_limited_total{caller,limit},
+// oxy_budget_remaining{caller,limit} and oxy_limits_unchecked_total{caller}
+// against a proxy with budgets: in memory, with a store that is down (fail
+// open), and with OXY_LIMITS_FAIL_CLOSED.
+func TestMetrics_budgets(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(mockVendor))
+	defer up.Close()
+	const alice, second = "sk-proxy-aaaaaaaaaaaaaaaaaaaa", "sk-proxy-bbbbbbbbbbbbbbbbbbbb"
+	base := map[string]string{
+		"OXY_TARGET": up.URL, "OXY_UPSTREAM_API_KEY": "sk-real",
+		"OXY_AUTH_KEYS": "alice:" + alice + "," + second,
+		"OXY_LIMITS":    "alice=rpm:2/tpd:1000, *=concurrent:5",
+	}
+	m := New()
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		limiter core.Limiter
+	}{
+		{"memory", nil, nil},
+		{"store down, fail open", nil, failingLimiter{}},
+		{"store down, fail closed", map[string]string{"OXY_REDIS_URL": "redis://127.0.0.1:1", "OXY_LIMITS_FAIL_CLOSED": "true"}, failingLimiter{}},
+	} {
+		env := map[string]string{}
+		for k, v := range base {
+			env[k] = v
+		}
+		for k, v := range tc.env {
+			env[k] = v
+		}
+		cfg, err := core.FromEnv(testkit.Lookup(env), core.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := []core.Option{core.WithObserver(m)}
+		if tc.limiter != nil {
+			opts = append(opts, core.WithLimiter(tc.limiter))
+		}
+		px := httptest.NewServer(core.New(cfg, nil, nil, opts...))
+		for _, key := range []string{alice, alice, alice, second} {
+			req, _ := http.NewRequest("POST", px.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o-mini"}`))
+			req.Header.Set("Authorization", "Bearer "+key)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+		px.Close()
+		if tc.name == "memory" {
+			mf := scrape(t, startMetrics(t, m))
+			for _, c := range []struct {
+				name   string
+				labels map[string]string
+				want   float64
+			}{
+				{"oxy_limited_total", map[string]string{"caller": "alice", "limit": "rpm"}, 1},
+				{"oxy_limited_total", map[string]string{"caller": "key#2"}, 0},
+				// At the third request: no request left this minute, and
+				// 1000 - 2 x 120 tokens today.
+				{"oxy_budget_remaining", map[string]string{"caller": "alice", "limit": "rpm"}, 0},
+				{"oxy_budget_remaining", map[string]string{"caller": "alice", "limit": "tpd"}, 760},
+				{"oxy_budget_remaining", map[string]string{"caller": "key#2", "limit": "concurrent"}, 4},
+				{"oxy_budget_remaining", map[string]string{"caller": "alice", "limit": "concurrent"}, 0},
+			} {
+				if got := sum(mf, c.name, c.labels); got != c.want {
+					t.Errorf("%s: %s%v = %v; want %v", tc.name, c.name, c.labels, got, c.want)
+				}
+			}
+		}
+	}
+	mf := scrape(t, startMetrics(t, m))
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		// Fail open: all four served unchecked.
+		{"oxy_limits_unchecked_total", map[string]string{"caller": "alice"}, 3},
+		{"oxy_limits_unchecked_total", map[string]string{"caller": "key#2"}, 1},
+		// Fail closed: all four refused.
+		{"oxy_limited_total", map[string]string{"caller": "alice", "limit": "unavailable"}, 3},
+		{"oxy_limited_total", map[string]string{"caller": "key#2", "limit": "unavailable"}, 1},
+		{"oxy_limited_total", map[string]string{"caller": "alice", "limit": "rpm"}, 1},
+		{"oxy_requests_total", map[string]string{"caller": "alice", "code": "429"}, 1},
+		{"oxy_requests_total", map[string]string{"code": "503"}, 4},
+	} {
+		if got := sum(mf, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v; want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
