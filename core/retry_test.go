@@ -482,7 +482,15 @@ func TestKeyTransport_firstAttemptStreamsTheBody(t *testing.T) {
 	defer pw.Close()
 	req, _ := http.NewRequest(http.MethodPost, p.URL+"/v1/audio/transcriptions", pr)
 	req.ContentLength = int64(len(body))
-	go func() { _, _ = pw.Write(body[:len(body)/2]) }()
+	// The second half is written only once the first was taken: the
+	// upstream answers before it reads anything, so the first event can come
+	// first, and io.Pipe does not order writers that wait at once (see
+	// platforms/chatgpt_reverse_proxy's duplex test).
+	wroteHalf := make(chan error, 1)
+	go func() {
+		_, err := pw.Write(body[:len(body)/2])
+		wroteHalf <- err
+	}()
 	resc := make(chan *http.Response, 1)
 	go func() {
 		res, err := http.DefaultClient.Do(req)
@@ -506,6 +514,14 @@ func TestKeyTransport_firstAttemptStreamsTheBody(t *testing.T) {
 	first := make([]byte, len("data: first\n\n"))
 	if _, err := io.ReadFull(res.Body, first); err != nil || string(first) != "data: first\n\n" {
 		t.Fatalf("first event %q, %v", first, err)
+	}
+	select {
+	case err := <-wroteHalf:
+		if err != nil {
+			t.Fatalf("writing the first half of the body: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pool did not take the first half of the body within 10s")
 	}
 	_, _ = pw.Write(body[len(body)/2:])
 	pw.Close()

@@ -54,8 +54,19 @@ func TestProxy_upstreamAnswersBeforeRequestBodyEnds(t *testing.T) {
 	}
 	req.ContentLength = int64(len(body))
 	req.Header.Set("Content-Type", "application/octet-stream")
+	// The first half goes out as the request starts, the second only once
+	// the client has the first event and the first half was taken. The
+	// upstream answers before it reads anything, so the first event can come
+	// before the first half was written; io.Pipe does not order writers that
+	// wait at once, and a second half written then could go first, and the
+	// close after it cut the first half off (the client's transport then
+	// drops the connection for a body shorter than its Content-Length).
 	half := len(body) / 2
-	go func() { _, _ = pw.Write(body[:half]) }()
+	wroteHalf := make(chan error, 1)
+	go func() {
+		_, err := pw.Write(body[:half])
+		wroteHalf <- err
+	}()
 
 	type result struct {
 		res *http.Response
@@ -82,6 +93,14 @@ func TestProxy_upstreamAnswersBeforeRequestBodyEnds(t *testing.T) {
 	br := bufio.NewReader(r.res.Body)
 	if ev, err := readEvent(br); err != nil || ev != firstEvent {
 		t.Fatalf("first event = %q, %v; want %q", ev, err, firstEvent)
+	}
+	select {
+	case err := <-wroteHalf:
+		if err != nil {
+			t.Fatalf("writing the first half of the body: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the proxy did not take the first half of the body within 20s")
 	}
 	// The client got the first event while half of its body is unsent.
 	if _, err := pw.Write(body[half:]); err != nil {
