@@ -89,9 +89,15 @@ func BenchmarkHandler_smallJSON(b *testing.B) {
 
 // benchSmallJSON sends benchRequest to h in memory until the benchmark ends.
 func benchSmallJSON(b *testing.B, h http.Handler) {
+	benchJSON(b, h, "/v1/chat/completions", "Authorization", "Bearer sk-bench")
+}
+
+// benchJSON POSTs benchRequest to path on h in memory, with the credential
+// header key set to value, until the benchmark ends.
+func benchJSON(b *testing.B, h http.Handler, path, key, value string) {
 	body := &resettableBody{}
-	r := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
-	r.Header.Set("Authorization", "Bearer sk-bench")
+	r := httptest.NewRequest(http.MethodPost, path, nil)
+	r.Header.Set(key, value)
 	r.Header.Set("Content-Type", "application/json")
 	r.ContentLength = int64(len(benchRequest))
 	w := &discardWriter{h: http.Header{}}
@@ -173,23 +179,7 @@ func BenchmarkHandler_routes(b *testing.B) {
 				b.Fatal(err)
 			}
 			h := New(c, slog.New(slog.DiscardHandler), fakeTransport{})
-			body := &resettableBody{}
-			r := httptest.NewRequest(http.MethodPost, tc.path, nil)
-			r.Header.Set("X-Api-Key", "sk-client")
-			r.Header.Set("Content-Type", "application/json")
-			r.ContentLength = int64(len(benchRequest))
-			w := &discardWriter{h: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				body.Reset(benchRequest)
-				r.Body = body
-				clear(w.h)
-				w.status = 0
-				h.ServeHTTP(w, r)
-				if w.status != http.StatusOK {
-					b.Fatalf("status %d", w.status)
-				}
-			}
+			benchJSON(b, h, tc.path, "X-Api-Key", "sk-client")
 		})
 	}
 }
