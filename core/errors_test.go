@@ -64,24 +64,12 @@ func TestProxy_upstreamUnreachableIs502Quickly(t *testing.T) {
 }
 
 func TestProxy_upstreamResetIs502(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.(*net.TCPConn).SetLinger(0) // RST on close
-			buf := make([]byte, 1024)
-			c.Read(buf)
-			c.Close()
-		}
-	}()
-	p := newTestProxyTo(t, nil, "http://"+ln.Addr().String(), nil)
+	up := rawUpstream(t, func(c net.Conn) {
+		c.(*net.TCPConn).SetLinger(0) // RST on close
+		buf := make([]byte, 1024)
+		c.Read(buf)
+	})
+	p := newTestProxyTo(t, nil, up, nil)
 	res, err := http.Post(p.URL+"/v1/chat/completions", "application/json", strings.NewReader("{}"))
 	if err != nil {
 		t.Fatal(err)

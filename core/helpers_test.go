@@ -1,6 +1,7 @@
 package core
 
 import (
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -59,4 +60,27 @@ func (p *testProxy) logLines() []string {
 		}
 	}
 	return out
+}
+
+// rawUpstream is an upstream that speaks raw bytes: serve is called with each
+// accepted connection, which is closed when serve returns. It returns the
+// upstream's base URL; the listener closes when the test ends.
+func rawUpstream(t *testing.T, serve func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			serve(c)
+			c.Close()
+		}
+	}()
+	return "http://" + ln.Addr().String()
 }

@@ -500,26 +500,13 @@ func TestHostile_brokenUpstreamRepliesNeverEndCleanly(t *testing.T) {
 		{"short body", "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			go func() {
-				for {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					br := bufio.NewReader(c)
-					if req, err := http.ReadRequest(br); err == nil {
-						io.Copy(io.Discard, req.Body)
-						io.WriteString(c, tc.reply)
-					}
-					c.Close()
+			up := rawUpstream(t, func(c net.Conn) {
+				if req, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.Copy(io.Discard, req.Body)
+					io.WriteString(c, tc.reply)
 				}
-			}()
-			p := newTestProxyTo(t, nil, "http://"+ln.Addr().String(), nil)
+			})
+			p := newTestProxyTo(t, nil, up, nil)
 			res, err := http.Get(p.URL + "/v1/chat/completions")
 			if err != nil {
 				return // cut before any header: not a clean end either
