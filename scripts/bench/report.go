@@ -63,20 +63,15 @@ func report(w io.Writer, s settings, r *results, machine []string, measured time
 }
 
 // printFigures prints the table of figures: a column per target, then the
-// proxy's ratio to each other target.
+// ratios of ratioColumns.
 func printFigures(w io.Writer, names []string, figs []figure) {
-	var others []string
-	for _, n := range names {
-		if n != proxy {
-			others = append(others, n)
-		}
-	}
+	cols := ratioColumns(names)
 	head, rule := "| Figure (median over rounds) |", "|---|"
 	for _, n := range names {
 		head, rule = head+" "+n+" |", rule+"---:|"
 	}
-	for _, n := range others {
-		head, rule = head+" proxy/"+n+" |", rule+"---:|"
+	for _, c := range cols {
+		head, rule = head+" "+c[0]+"/"+c[1]+" |", rule+"---:|"
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, rule)
@@ -88,12 +83,32 @@ func printFigures(w io.Writer, names []string, figs []figure) {
 		for _, n := range names {
 			line += " " + num(f.get(n)) + " |"
 		}
-		for _, n := range others {
-			line += " " + ratio(f.get(proxy), f.get(n)) + " |"
+		for _, c := range cols {
+			line += " " + ratio(f.get(c[0]), f.get(c[1])) + " |"
 		}
 		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintln(w)
+}
+
+// ratioColumns returns the ratios the table shows, as {numerator,
+// denominator} target names: the proxy's to every other target, then each
+// floor's to nginx (how far the floor itself is from nginx).
+func ratioColumns(names []string) [][2]string {
+	var cols [][2]string
+	for _, n := range names {
+		if n != proxy {
+			cols = append(cols, [2]string{proxy, n})
+		}
+	}
+	if slices.Contains(names, nginx) {
+		for _, n := range names {
+			if slices.Contains(floors, n) {
+				cols = append(cols, [2]string{n, nginx})
+			}
+		}
+	}
+	return cols
 }
 
 // verdictRow is one target of an issue with the run's figures.

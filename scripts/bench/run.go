@@ -21,7 +21,13 @@ const (
 	nginx    = "nginx"
 	haproxy  = "haproxy"
 	caddy    = "caddy"
+	// The reference programs of -floors, built from scripts/bench.
+	floorNetHTTP = "floor-nethttp"
+	floorGoRelay = "floor-gorelay"
 )
+
+// floors are the -floors targets, in the order of the table's columns.
+var floors = []string{floorNetHTTP, floorGoRelay}
 
 // results gathers every measurement of a run, per target.
 type results struct {
@@ -78,6 +84,17 @@ func run(s settings, stdout io.Writer) error {
 			return err
 		}
 	}
+	var floorBins []string
+	if s.floors {
+		for _, name := range floors {
+			fb := filepath.Join(dir, name)
+			logf("building ./scripts/bench/%s", name)
+			if err := goBuild(root, "./scripts/bench/"+name, fb); err != nil {
+				return err
+			}
+			floorBins = append(floorBins, fb)
+		}
+	}
 	if err := raiseFileLimit(s); err != nil {
 		return err
 	}
@@ -85,7 +102,7 @@ func run(s settings, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tg := targetSet{bin: bin, baseBin: baseBin, dir: dir, refs: findRefs(s.refs), up: up}
+	tg := targetSet{bin: bin, baseBin: baseBin, floorBins: floorBins, dir: dir, refs: findRefs(s.refs), up: up}
 	r := &results{
 		names: tg.names(),
 		small: map[int]map[string][]smallResult{}, sse: map[string][]sseResult{}, hold: map[holdCase]map[string][]holdResult{},
@@ -135,6 +152,7 @@ func run(s settings, stdout io.Writer) error {
 // targetSet is what a stage needs to start its targets.
 type targetSet struct {
 	bin, baseBin, dir string
+	floorBins         []string // the binaries of floors, with -floors
 	refs              []foundRef
 	up                *upstream
 }
@@ -145,14 +163,15 @@ func (tg targetSet) names() []string {
 	if tg.baseBin != "" {
 		names = append(names, baseline)
 	}
+	names = append(names, floors[:len(tg.floorBins)]...)
 	for _, r := range tg.refs {
 		names = append(names, r.name)
 	}
 	return names
 }
 
-// start starts the proxy, the baseline proxy when asked for, and the
-// reference servers found; the returned list always begins with direct.
+// start starts the proxy, the baseline proxy and the floors when asked for,
+// and the reference servers found; the returned list always begins with direct.
 func (tg targetSet) start(s settings, conns int, proxyEnv ...string) ([]*target, func(), error) {
 	ts := []*target{{name: direct, base: "http://" + tg.up.addr, client: newClient(conns)}}
 	stop := func() {
@@ -173,6 +192,14 @@ func (tg targetSet) start(s settings, conns int, proxyEnv ...string) ([]*target,
 			return nil, nil, err
 		}
 		ts = append(ts, b)
+	}
+	for i, fb := range tg.floorBins {
+		f, err := startFloor(floors[i], fb, tg.dir, tg.up.addr, conns, floorEnv(floors[i], proxyEnv))
+		if err != nil {
+			stop()
+			return nil, nil, err
+		}
+		ts = append(ts, f)
 	}
 	for _, ref := range tg.refs {
 		t, err := ref.start(s, filepath.Join(tg.dir, ref.name), tg.up.addr, conns)

@@ -196,3 +196,46 @@ func mem(pids []int) (memInfo, error) {
 	}
 	return total, nil
 }
+
+// startFloor runs one of the floor-* reference programs (bin) in front of the
+// upstream, its output going to a file in dir.
+func startFloor(name, bin, dir, upstream string, conns int, env []string) (*target, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(dir, name+".log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s log: %w", name, err)
+	}
+	defer logf.Close()
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(bin, "-listen", listen, "-upstream", upstream)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	t := &target{name: name, base: "http://" + listen, client: newClient(conns), cmd: cmd}
+	if err := t.waitReady(10 * time.Second); err != nil {
+		t.stop()
+		b, _ := os.ReadFile(logPath)
+		return nil, fmt.Errorf("%w; %s said: %s", err, name, strings.TrimSpace(string(b)))
+	}
+	return t, nil
+}
+
+// floorEnv returns the environment a floor gets of the proxy's: only the
+// profile requests (BENCH_CPUPROFILE, BENCH_MEMPROFILE), each to a file of its
+// own, the proxy's name with "-" and the floor's appended. Runtime settings
+// tried on the proxy (-proxy-env) are not passed: the floors stay as built.
+func floorEnv(name string, proxyEnv []string) []string {
+	var env []string
+	for _, kv := range proxyEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok && (k == "BENCH_CPUPROFILE" || k == "BENCH_MEMPROFILE") {
+			env = append(env, k+"="+v+"-"+name)
+		}
+	}
+	return env
+}

@@ -13,14 +13,12 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/metrics"
-	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/scripts/bench/internal/benchprof"
 )
 
 func main() {
@@ -35,29 +33,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return fmt.Errorf("creating the profile: %w", err)
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("starting the profile: %w", err)
-		}
-		defer f.Close()
-		defer pprof.StopCPUProfile()
+	stopProfile, err := benchprof.Start("profproxy")
+	if err != nil {
+		return err
 	}
-	if path := os.Getenv("BENCH_MEMPROFILE"); path != "" {
-		// Record every allocation (the default samples one per 512 KiB),
-		// so that the profile accounts for each stream's few KiB.
-		runtime.MemProfileRate = 1
-		usr1 := make(chan os.Signal, 1)
-		signal.Notify(usr1, syscall.SIGUSR1)
-		go func() {
-			for range usr1 {
-				writeHeapProfile(path)
-			}
-		}()
-	}
+	defer stopProfile()
 	logger := core.NewLogger(cfg, os.Stderr)
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -80,33 +60,4 @@ func run() error {
 		return fmt.Errorf("serving: %w", err)
 	}
 	return nil
-}
-
-// writeHeapProfile prints where the process's memory is, then collects
-// garbage (the harness has taken its measurement by then) and writes the heap
-// profile of what is live.
-func writeHeapProfile(path string) {
-	printMemStats("before GC")
-	runtime.GC()
-	printMemStats("after GC")
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "profproxy: error: creating the heap profile: %v\n", err)
-		return
-	}
-	defer f.Close()
-	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
-		fmt.Fprintf(os.Stderr, "profproxy: error: writing the heap profile: %v\n", err)
-	}
-}
-
-func printMemStats(when string) {
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	start := []metrics.Sample{{Name: "/gc/stack/starting-size:bytes"}}
-	metrics.Read(start)
-	fmt.Fprintf(os.Stderr, "profproxy: memory %s: goroutines %d, heap in use %d KiB (allocated objects %d KiB), stacks %d KiB, "+
-		"goroutines' starting stack %d bytes, heap idle not released %d KiB, runtime other %d KiB, GC cycles %d, next GC at %d KiB\n",
-		when, runtime.NumGoroutine(), m.HeapInuse>>10, m.HeapAlloc>>10, m.StackInuse>>10, start[0].Value.Uint64(), (m.HeapIdle-m.HeapReleased)>>10,
-		(m.MSpanInuse+m.MCacheInuse+m.BuckHashSys+m.GCSys+m.OtherSys)>>10, m.NumGC, m.NextGC>>10)
 }
