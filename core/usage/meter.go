@@ -115,9 +115,11 @@ func (m *Meter) Body(rc io.ReadCloser, contentType, contentEncoding string) (b *
 		}
 	}
 	b = &Body{rc: rc, dec: dec}
-	b.pk = newPicker(b.acc.record)
+	b.pending = b.pendingBuf[:0]
+	b.pk.init(&b.acc, b.arena[:])
 	if kind == EventStream {
-		b.sse = newSSE(b.pk, &b.acc.u.Model)
+		b.sseState = sse{p: &b.pk, atStart: true, model: &b.acc.u.Model}
+		b.sse = &b.sseState
 	} else {
 		b.limit = m.maxJSON
 	}
@@ -132,8 +134,8 @@ func (m *Meter) Body(rc io.ReadCloser, contentType, contentEncoding string) (b *
 type Body struct {
 	rc      io.ReadCloser
 	pending []byte
-	pk      *picker
-	sse     *sse
+	pk      picker
+	sse     *sse // &sseState for a stream, else nil
 	acc     accum
 	limit   int64 // JSON only: bytes left to read
 	stopped bool  // the parser's owner gave up (see stop)
@@ -146,6 +148,12 @@ type Body struct {
 	done chan struct{}
 
 	ended bool
+
+	// The arrays that spare a small body any allocation but the Body
+	// itself: the first chunks' copy, the kept values, the stream reader.
+	pendingBuf [512]byte
+	arena      [512]byte
+	sseState   sse
 }
 
 // Read reads from the upstream's body; the chunk returned is read by the

@@ -95,9 +95,14 @@ const (
 // picker reads JSON incrementally, a chunk at a time, and keeps only the
 // values named by the slots. A record is the top-level object, or each object
 // element of a top-level array (Gemini's streamed array without alt=sse), or
-// each of several top-level values in a row (JSON lines). onRecord sees each
+// each of several top-level values in a row (JSON lines). The recorder sees each
 // record when its closing brace arrives. Nothing is buffered but the kept
 // values: no event waits for the picker, which only reads copies.
+//
+// A picker lives inside its owner (a Body, a RequestModel) and keeps the
+// values of a record in the owner's fixed-size arena while they fit, so a
+// small body is read without allocating; a longer value moves to a buffer of
+// its own, reused by the slot's later values.
 type picker struct {
 	st       pstate
 	depth    int    // open containers
@@ -117,13 +122,28 @@ type picker struct {
 	capStart int // start of the capture in the current chunk
 	vals     [numSlots][]byte
 	have     [numSlots]bool
-	onRecord func(*picker)
+	store    [numSlots]storage // where each slot's buffer lives
+	arena    []byte            // the owner's array for kept values
+	used     int               // bytes of arena taken by this record's values
+	recorder recorder
 }
 
-func newPicker(onRecord func(*picker)) *picker {
-	p := &picker{onRecord: onRecord}
+// recorder reads each record the picker completes.
+type recorder interface{ record(*picker) }
+
+// storage says where a slot's value buffer lives.
+type storage uint8
+
+const (
+	inNone  storage = iota // no buffer yet
+	inArena                // in the arena, for the current record only
+	onHeap                 // a buffer of its own, kept for the slot's later values
+)
+
+// init readies a picker in place, with the owner's recorder and arena.
+func (p *picker) init(rec recorder, arena []byte) {
+	p.recorder, p.arena = rec, arena
 	p.reset()
-	return p
 }
 
 // reset makes the picker ready for a new document, keeping its buffers.
@@ -137,7 +157,31 @@ func (p *picker) reset() {
 func (p *picker) clearRecord() {
 	for i := range p.have {
 		p.have[i] = false
-		p.vals[i] = p.vals[i][:0]
+		p.dropArena(slot(i))
+	}
+	p.used = 0
+}
+
+// dropArena forgets a slot's value when it lives in the arena, which the
+// next record reuses; a buffer of its own is kept, empty.
+func (p *picker) dropArena(s slot) {
+	if p.store[s] == inArena {
+		p.vals[s], p.store[s] = nil, inNone
+	} else {
+		p.vals[s] = p.vals[s][:0]
+	}
+}
+
+// startCapture gives the slot an empty buffer for its next value: its own
+// if it has one, else the free end of the arena.
+func (p *picker) startCapture(s slot) {
+	switch {
+	case p.store[s] == onHeap:
+		p.vals[s] = p.vals[s][:0]
+	case p.used < len(p.arena):
+		p.vals[s], p.store[s] = p.arena[p.used:p.used:len(p.arena)], inArena
+	default:
+		p.vals[s], p.store[s] = nil, inNone
 	}
 }
 
@@ -339,7 +383,7 @@ func (p *picker) keyDone() {
 func (p *picker) startValue(b []byte, i int, c byte) {
 	if p.next != slotNone && p.cap == slotNone {
 		p.cap, p.capDepth, p.capStart = p.next, p.depth, i
-		p.vals[p.cap] = p.vals[p.cap][:0]
+		p.startCapture(p.cap)
 	}
 	p.next = slotNone
 	opens := p.opens
@@ -391,7 +435,13 @@ func (p *picker) clearRecordKeepCapture() {
 	for s := range p.have {
 		if slot(s) != p.cap {
 			p.have[s] = false
-			p.vals[s] = p.vals[s][:0]
+			if p.store[s] == inArena {
+				// The arena is not reused (used is kept): the
+				// capture under way may be in it.
+				p.vals[s], p.store[s] = nil, inNone
+			} else {
+				p.vals[s] = p.vals[s][:0]
+			}
 		}
 	}
 }
@@ -430,8 +480,8 @@ func (p *picker) close(b []byte, i int) {
 	p.st = psAfter
 	p.valueEnd(b, i+1)
 	if closedRecord {
-		if p.onRecord != nil {
-			p.onRecord(p)
+		if p.recorder != nil {
+			p.recorder.record(p)
 		}
 		p.clearRecord()
 	}
@@ -447,23 +497,30 @@ func (p *picker) valueEnd(b []byte, end int) {
 		return
 	}
 	p.keep(b[p.capStart:end])
-	if p.cap != slotNone {
-		p.have[p.cap] = true
+	if s := p.cap; s != slotNone {
+		p.have[s] = true
+		if p.store[s] == inArena {
+			p.used += len(p.vals[s])
+		}
 	}
 	p.cap = slotNone
 }
 
 func (p *picker) keep(b []byte) {
-	v := p.vals[p.cap]
+	s := p.cap
+	v := p.vals[s]
 	if len(v)+len(b) > maxValue {
 		// Too large to be a usage object or a model name: drop it and
 		// keep reading.
-		p.vals[p.cap] = v[:0]
-		p.have[p.cap] = false
+		p.vals[s] = v[:0]
+		p.have[s] = false
 		p.cap = slotNone
 		return
 	}
-	p.vals[p.cap] = append(v, b...)
+	if len(v)+len(b) > cap(v) {
+		p.store[s] = onHeap // append moves it to a buffer of its own
+	}
+	p.vals[s] = append(v, b...)
 	p.capStart = 0
 }
 

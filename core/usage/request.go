@@ -13,9 +13,10 @@ import (
 // OpenAI path.
 type RequestModel struct {
 	rc    io.ReadCloser
-	pk    *picker
+	pk    picker
 	left  int
 	model string
+	arena [64]byte // the model name, while it fits
 }
 
 // maxRequestScan bounds how much of a request body is read for its model;
@@ -25,11 +26,11 @@ const maxRequestScan = 64 << 10
 // NewRequestModel wraps a JSON request body; ModelFromPath covers the rest.
 func NewRequestModel(rc io.ReadCloser) *RequestModel {
 	r := &RequestModel{rc: rc, left: maxRequestScan}
-	r.pk = newPicker(r.take)
+	r.pk.init(r, r.arena[:])
 	return r
 }
 
-func (r *RequestModel) take(p *picker) {
+func (r *RequestModel) record(p *picker) {
 	if r.model == "" {
 		r.model = unquote(p.value(slotModel))
 	}
@@ -43,7 +44,7 @@ func (r *RequestModel) Read(p []byte) (int, error) {
 		r.left -= len(chunk)
 		r.pk.feed(chunk)
 		if r.pk.depth == 1 {
-			r.take(r.pk)
+			r.record(&r.pk)
 		}
 		if r.model != "" || r.pk.st == psBroken {
 			r.left = 0

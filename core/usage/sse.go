@@ -26,8 +26,6 @@ type sse struct {
 	model *string
 }
 
-func newSSE(p *picker, model *string) *sse { return &sse{p: p, atStart: true, model: model} }
-
 func (s *sse) feed(b []byte) {
 	for len(b) > 0 {
 		if s.afterCR {

@@ -12,11 +12,7 @@
 // that the vendor reported separately.
 package usage
 
-import (
-	"fmt"
-	"log/slog"
-	"strconv"
-)
+import "log/slog"
 
 // Field is a set of the counts a vendor reported.
 type Field uint8
@@ -71,72 +67,4 @@ func (u Usage) LogAttrs(attrs []slog.Attr) []slog.Attr {
 		attrs = append(attrs, slog.Int64("reasoning_tokens", u.Reasoning))
 	}
 	return attrs
-}
-
-// count is a token count that may be absent from the JSON.
-type count struct {
-	n   int64
-	set bool
-}
-
-func (c *count) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		return nil
-	}
-	// Counts are integers; strconv reads them without a second JSON pass.
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(string(b), 64)
-		if ferr != nil || f < 0 || f > 1<<53 {
-			return fmt.Errorf("usage: token count %s is not a number", b)
-		}
-		n = int64(f)
-	}
-	c.n, c.set = n, true
-	return nil
-}
-
-// wireUsage holds every usage field of the OpenAI, Responses and Anthropic
-// shapes (../shared/VENDORS.md, "Usage fields"), so one decode reads any of them.
-type wireUsage struct {
-	// OpenAI chat completions, completions, embeddings.
-	// https://platform.openai.com/docs/api-reference/chat/object
-	PromptTokens     count `json:"prompt_tokens"`
-	CompletionTokens count `json:"completion_tokens"`
-	PromptDetails    struct {
-		CachedTokens count `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionDetails struct {
-		ReasoningTokens count `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
-	// DeepSeek reports its cache hits here as well as, on newer
-	// versions, in prompt_tokens_details.
-	PromptCacheHit count `json:"prompt_cache_hit_tokens"`
-
-	// OpenAI Responses API and Anthropic Messages.
-	// https://platform.openai.com/docs/api-reference/responses/object
-	// https://docs.anthropic.com/en/api/messages
-	InputTokens  count `json:"input_tokens"`
-	OutputTokens count `json:"output_tokens"`
-	InputDetails struct {
-		CachedTokens count `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputDetails struct {
-		ReasoningTokens count `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-	// Anthropic only: input_tokens excludes these two.
-	CacheRead     count `json:"cache_read_input_tokens"`
-	CacheCreation count `json:"cache_creation_input_tokens"`
-}
-
-func (w *wireUsage) anthropicLike() bool { return w.CacheRead.set || w.CacheCreation.set }
-
-// wireGemini is Gemini's usageMetadata.
-// https://ai.google.dev/api/generate-content#UsageMetadata
-type wireGemini struct {
-	Prompt     count `json:"promptTokenCount"`
-	Candidates count `json:"candidatesTokenCount"`
-	Cached     count `json:"cachedContentTokenCount"`
-	Thoughts   count `json:"thoughtsTokenCount"`
-	ToolPrompt count `json:"toolUsePromptTokenCount"`
 }

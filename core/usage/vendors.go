@@ -3,6 +3,8 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"sync"
+	"sync/atomic"
 )
 
 // accum turns the records of one response into its Usage. Each vendor shape
@@ -51,8 +53,10 @@ func (a *accum) record(p *picker) {
 	}
 }
 
-func decode(v []byte, into any) bool {
-	return !isNull(v) && json.Unmarshal(v, into) == nil
+// decode reads a kept usage object into out (see decode.go); a null one is
+// not read.
+func decode(v []byte, fs []field, out []count) bool {
+	return !isNull(v) && decodeCounts(v, fs, out)
 }
 
 func isNull(v []byte) bool { return string(v) == "null" }
@@ -66,7 +70,7 @@ func (a *accum) openAIUsage(v []byte) {
 		return // the chunks before the last say "usage":null
 	}
 	var w wireUsage
-	if !decode(v, &w) {
+	if !decode(v, usageFields, w[:]) {
 		return
 	}
 	if w.anthropicLike() {
@@ -86,10 +90,10 @@ func (a *accum) openAIUsage(v []byte) {
 			}
 		}
 	}
-	set(FieldInput, &u.Input, w.PromptTokens, w.InputTokens)
-	set(FieldOutput, &u.Output, w.CompletionTokens, w.OutputTokens)
-	set(FieldCachedInput, &u.CachedInput, w.PromptDetails.CachedTokens, w.InputDetails.CachedTokens, w.PromptCacheHit)
-	set(FieldReasoning, &u.Reasoning, w.CompletionDetails.ReasoningTokens, w.OutputDetails.ReasoningTokens)
+	set(FieldInput, &u.Input, w[uPromptTokens], w[uInputTokens])
+	set(FieldOutput, &u.Output, w[uCompletionTokens], w[uOutputTokens])
+	set(FieldCachedInput, &u.CachedInput, w[uPromptCached], w[uInputCached], w[uPromptCacheHit])
+	set(FieldReasoning, &u.Reasoning, w[uCompletionReasoning], w[uOutputReasoning])
 }
 
 // anthropicUsage reads an Anthropic usage object: message_start's (and a
@@ -99,7 +103,7 @@ func (a *accum) openAIUsage(v []byte) {
 // message_delta and others the reverse.
 func (a *accum) anthropicUsage(v []byte, delta bool) {
 	var w wireUsage
-	if decode(v, &w) {
+	if decode(v, usageFields, w[:]) {
 		a.anthropicFrom(&w, delta)
 	}
 }
@@ -110,11 +114,11 @@ func (a *accum) anthropicFrom(w *wireUsage, delta bool) {
 			*dst, *seen = c.n, true
 		}
 	}
-	take(&a.aIn, w.InputTokens, &a.aInSet)
-	take(&a.aRead, w.CacheRead, &a.aReadSet)
-	take(&a.aCreate, w.CacheCreation, &a.aCreateSet)
-	if w.OutputTokens.set {
-		a.aOut, a.aOutSet = w.OutputTokens.n, true
+	take(&a.aIn, w[uInputTokens], &a.aInSet)
+	take(&a.aRead, w[uCacheRead], &a.aReadSet)
+	take(&a.aCreate, w[uCacheCreation], &a.aCreateSet)
+	if w[uOutputTokens].set {
+		a.aOut, a.aOutSet = w[uOutputTokens].n, true
 	}
 	u := &a.u
 	u.Reported &^= FieldInput | FieldOutput | FieldCachedInput | FieldReasoning
@@ -137,22 +141,22 @@ func (a *accum) anthropicFrom(w *wireUsage, delta bool) {
 // two output.
 func (a *accum) geminiUsage(v []byte) {
 	var w wireGemini
-	if !decode(v, &w) {
+	if !decode(v, geminiFields, w[:]) {
 		return
 	}
 	u := &a.u
 	u.Reported &^= FieldInput | FieldOutput | FieldCachedInput | FieldReasoning
-	if w.Prompt.set || w.ToolPrompt.set {
-		u.Input, u.Reported = w.Prompt.n+w.ToolPrompt.n, u.Reported|FieldInput
+	if w[gPrompt].set || w[gToolPrompt].set {
+		u.Input, u.Reported = w[gPrompt].n+w[gToolPrompt].n, u.Reported|FieldInput
 	}
-	if w.Candidates.set || w.Thoughts.set {
-		u.Output, u.Reported = w.Candidates.n+w.Thoughts.n, u.Reported|FieldOutput
+	if w[gCandidates].set || w[gThoughts].set {
+		u.Output, u.Reported = w[gCandidates].n+w[gThoughts].n, u.Reported|FieldOutput
 	}
-	if w.Cached.set {
-		u.CachedInput, u.Reported = w.Cached.n, u.Reported|FieldCachedInput
+	if w[gCached].set {
+		u.CachedInput, u.Reported = w[gCached].n, u.Reported|FieldCachedInput
 	}
-	if w.Thoughts.set {
-		u.Reasoning, u.Reported = w.Thoughts.n, u.Reported|FieldReasoning
+	if w[gThoughts].set {
+		u.Reasoning, u.Reported = w[gThoughts].n, u.Reported|FieldReasoning
 	}
 }
 
@@ -180,11 +184,56 @@ func unquote(v []byte) string {
 		return ""
 	}
 	if bytes.IndexByte(v, '\\') < 0 {
-		return string(v[1 : len(v)-1])
+		return internModel(v[1 : len(v)-1])
 	}
 	var s string
 	if json.Unmarshal(v, &s) != nil {
 		return ""
 	}
 	return s
+}
+
+// Model names are interned: answers name a handful of models, and a shared
+// string spares each request the allocation of its own. The table holds the
+// first maxInterned names of at most maxInternedLen bytes, so a client that
+// invents names cannot grow it; past that, names are allocated as before.
+const (
+	maxInterned    = 256
+	maxInternedLen = 64
+)
+
+var interned struct {
+	mu    sync.Mutex // serialises writers
+	names atomic.Pointer[map[string]string]
+}
+
+// internModel returns the string b holds.
+func internModel(b []byte) string {
+	if m := interned.names.Load(); m != nil {
+		if s, ok := (*m)[string(b)]; ok {
+			return s
+		}
+	}
+	s := string(b)
+	if len(s) <= maxInternedLen {
+		interned.mu.Lock()
+		defer interned.mu.Unlock()
+		old := interned.names.Load()
+		if old == nil || len(*old) < maxInterned {
+			m := make(map[string]string, 1+len(mapOrNil(old)))
+			for k, v := range mapOrNil(old) {
+				m[k] = v
+			}
+			m[s] = s
+			interned.names.Store(&m)
+		}
+	}
+	return s
+}
+
+func mapOrNil(m *map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	return *m
 }
