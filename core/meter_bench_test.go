@@ -12,7 +12,7 @@ import (
 // ("Usage metering"): the same handler with the meter on (as every build
 // runs) and off (the baseline, meter removed), side by side in one run.
 //
-//	go test -run '^$' -bench Metering -benchmem -count 4 ./core
+//	go test -run '^$' -bench Meter -benchmem -count 6 ./core ./core/usage
 
 // streamEvents are a streamed chat completion with include_usage: 100
 // content chunks, the usage chunk and [DONE], each sent on its own as the
