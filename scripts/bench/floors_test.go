@@ -19,14 +19,14 @@ func TestFloorTargets(t *testing.T) {
 	if s, _ := parseFlags(nil); s.floors {
 		t.Error("floors on by default; want opt-in (-floors)")
 	}
-	tg := targetSet{baseBin: "b", floorBins: []string{"f1", "f2"}, refs: []foundRef{{refServer: refServers[0]}, {refServer: refServers[1]}}}
+	tg := targetSet{baseBin: "b", floorBins: []string{"f1", "f2", "f2"}, refs: []foundRef{{refServer: refServers[0]}, {refServer: refServers[1]}}}
 	names := tg.names()
-	if want := []string{direct, proxy, baseline, floorNetHTTP, floorGoRelay, nginx, haproxy}; !slices.Equal(names, want) {
+	if want := []string{direct, proxy, baseline, floorNetHTTP, floorGoRelay, floorGoRelayPooled, nginx, haproxy}; !slices.Equal(names, want) {
 		t.Errorf("names = %v; want %v", names, want)
 	}
 	cols := ratioColumns(names)
-	want := [][2]string{{proxy, direct}, {proxy, baseline}, {proxy, floorNetHTTP}, {proxy, floorGoRelay}, {proxy, nginx}, {proxy, haproxy},
-		{floorNetHTTP, nginx}, {floorGoRelay, nginx}}
+	want := [][2]string{{proxy, direct}, {proxy, baseline}, {proxy, floorNetHTTP}, {proxy, floorGoRelay}, {proxy, floorGoRelayPooled},
+		{proxy, nginx}, {proxy, haproxy}, {floorNetHTTP, nginx}, {floorGoRelay, nginx}, {floorGoRelayPooled, nginx}}
 	if !slices.Equal(cols, want) {
 		t.Errorf("ratio columns = %v; want %v", cols, want)
 	}
@@ -36,6 +36,13 @@ func TestFloorTargets(t *testing.T) {
 	}
 	if cols := ratioColumns([]string{direct, proxy, nginx}); len(cols) != 2 {
 		t.Errorf("ratio columns without floors = %v; want proxy/direct, proxy/nginx", cols)
+	}
+	// The pooled relay is the relay's binary with -pool.
+	if f := floorTargets[2]; f.name != floorGoRelayPooled || f.pkg != "floor-gorelay" || !slices.Equal(f.args, []string{"-pool"}) {
+		t.Errorf("floorTargets[2] = %+v; want floor-gorelay -pool", f)
+	}
+	if !isFloor(floorGoRelayPooled) || isFloor(proxy) || isFloor(nginx) {
+		t.Error("isFloor: wrong for floor-gorelay-pooled, proxy or nginx")
 	}
 }
 

@@ -259,7 +259,7 @@ func runHold(t *target, up *upstream, c holdCase, hold time.Duration, profiling 
 	if err != nil {
 		return holdResult{}, err
 	}
-	if (t.name == proxy || slices.Contains(floors, t.name)) && profiling {
+	if (t.name == proxy || isFloor(t.name)) && profiling {
 		_ = t.cmd.Process.Signal(syscall.SIGUSR1)
 	}
 	time.Sleep(hold / 2)

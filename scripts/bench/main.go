@@ -78,7 +78,7 @@ func parseFlags(args []string) (settings, error) {
 	}
 	fs.IntVar(&s.workers, "nginx-workers", runtime.NumCPU(), "nginx worker_processes and HAProxy nbthread (the proxy uses every core too)")
 	fs.StringVar(&s.base, "base", "", "also measure the proxy built from this git revision (e.g. main), as target \"base\", to compare a change with it in the same run")
-	fs.BoolVar(&s.floors, "floors", false, "also measure the reference programs floor-nethttp (net/http's server and ReverseProxy, nothing else: the least a proxy built as ours can cost) and floor-gorelay (a TCP relay, two goroutines and two 4 KiB buffers per connection: the floor of Go's network model), built from scripts/bench")
+	fs.BoolVar(&s.floors, "floors", false, "also measure the reference programs floor-nethttp (net/http's server and ReverseProxy, nothing else: the least a proxy built as ours can cost) floor-gorelay (a TCP relay, two goroutines and two 4 KiB buffers per connection: the floor of Go's network model) and floor-gorelay-pooled (the same relay, taking a buffer from a pool only once a socket is readable), built from scripts/bench")
 	fs.IntVar(&s.micro, "micro", 3, "-count of the core Go micro-benchmarks (0 skips them)")
 	fs.BoolVar(&s.sizes, "sizes", true, "build every platform and report binary sizes")
 	fs.BoolVar(&s.keep, "keep", false, "keep the temp dir (logs, nginx.conf, binaries)")

@@ -103,7 +103,7 @@ func ratioColumns(names []string) [][2]string {
 	}
 	if slices.Contains(names, nginx) {
 		for _, n := range names {
-			if slices.Contains(floors, n) {
+			if isFloor(n) {
 				cols = append(cols, [2]string{n, nginx})
 			}
 		}

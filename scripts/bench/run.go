@@ -22,12 +22,29 @@ const (
 	haproxy  = "haproxy"
 	caddy    = "caddy"
 	// The reference programs of -floors, built from scripts/bench.
-	floorNetHTTP = "floor-nethttp"
-	floorGoRelay = "floor-gorelay"
+	floorNetHTTP       = "floor-nethttp"
+	floorGoRelay       = "floor-gorelay"
+	floorGoRelayPooled = "floor-gorelay-pooled"
 )
 
-// floors are the -floors targets, in the order of the table's columns.
-var floors = []string{floorNetHTTP, floorGoRelay}
+// floor is a -floors target: a reference program under scripts/bench, run
+// with args.
+type floor struct {
+	name, pkg string
+	args      []string
+}
+
+// floorTargets are the -floors targets, in the order of the table's columns.
+var floorTargets = []floor{
+	{floorNetHTTP, "floor-nethttp", nil},
+	{floorGoRelay, "floor-gorelay", nil},
+	{floorGoRelayPooled, "floor-gorelay", []string{"-pool"}},
+}
+
+// isFloor reports whether the target named name is a floor.
+func isFloor(name string) bool {
+	return slices.ContainsFunc(floorTargets, func(f floor) bool { return f.name == name })
+}
 
 // results gathers every measurement of a run, per target.
 type results struct {
@@ -86,11 +103,13 @@ func run(s settings, stdout io.Writer) error {
 	}
 	var floorBins []string
 	if s.floors {
-		for _, name := range floors {
-			fb := filepath.Join(dir, name)
-			logf("building ./scripts/bench/%s", name)
-			if err := goBuild(root, "./scripts/bench/"+name, fb); err != nil {
-				return err
+		for _, f := range floorTargets {
+			fb := filepath.Join(dir, f.pkg)
+			if _, err := os.Stat(fb); err != nil {
+				logf("building ./scripts/bench/%s", f.pkg)
+				if err := goBuild(root, "./scripts/bench/"+f.pkg, fb); err != nil {
+					return err
+				}
 			}
 			floorBins = append(floorBins, fb)
 		}
@@ -152,7 +171,7 @@ func run(s settings, stdout io.Writer) error {
 // targetSet is what a stage needs to start its targets.
 type targetSet struct {
 	bin, baseBin, dir string
-	floorBins         []string // the binaries of floors, with -floors
+	floorBins         []string // the binaries of floorTargets, with -floors
 	refs              []foundRef
 	up                *upstream
 }
@@ -163,7 +182,9 @@ func (tg targetSet) names() []string {
 	if tg.baseBin != "" {
 		names = append(names, baseline)
 	}
-	names = append(names, floors[:len(tg.floorBins)]...)
+	for _, f := range floorTargets[:len(tg.floorBins)] {
+		names = append(names, f.name)
+	}
 	for _, r := range tg.refs {
 		names = append(names, r.name)
 	}
@@ -194,7 +215,8 @@ func (tg targetSet) start(s settings, conns int, proxyEnv ...string) ([]*target,
 		ts = append(ts, b)
 	}
 	for i, fb := range tg.floorBins {
-		f, err := startFloor(floors[i], fb, tg.dir, tg.up.addr, conns, floorEnv(floors[i], proxyEnv))
+		fl := floorTargets[i]
+		f, err := startFloor(fl, fb, tg.dir, tg.up.addr, conns, floorEnv(fl.name, proxyEnv))
 		if err != nil {
 			stop()
 			return nil, nil, err

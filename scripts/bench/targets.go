@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -199,7 +200,8 @@ func mem(pids []int) (memInfo, error) {
 
 // startFloor runs one of the floor-* reference programs (bin) in front of the
 // upstream, its output going to a file in dir.
-func startFloor(name, bin, dir, upstream string, conns int, env []string) (*target, error) {
+func startFloor(f floor, bin, dir, upstream string, conns int, env []string) (*target, error) {
+	name := f.name
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -211,7 +213,7 @@ func startFloor(name, bin, dir, upstream string, conns int, env []string) (*targ
 	}
 	defer logf.Close()
 	listen := "127.0.0.1:" + strconv.Itoa(port)
-	cmd := exec.Command(bin, "-listen", listen, "-upstream", upstream)
+	cmd := exec.Command(bin, append(slices.Clone(f.args), "-listen", listen, "-upstream", upstream)...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

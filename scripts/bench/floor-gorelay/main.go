@@ -7,7 +7,13 @@
 // cannot hand the copy to the kernel (splice, sendfile): every byte passes
 // through user space, as it would through an HTTP parser.
 //
-//	floor-gorelay -listen 127.0.0.1:8080 -upstream 127.0.0.1:9090
+// With -pool, a direction holds no buffer while it waits: it waits for the
+// socket to be readable (syscall.RawConn), then takes a 4 KiB buffer from a
+// pool shared by all connections for one read and its write, and gives it
+// back, as nginx and HAProxy take buffers only while data is in flight. The
+// goroutines stay.
+//
+//	floor-gorelay [-pool] -listen 127.0.0.1:8080 -upstream 127.0.0.1:9090
 //
 // BENCH_CPUPROFILE and BENCH_MEMPROFILE ask for profiles (see
 // scripts/bench/internal/benchprof).
@@ -22,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,7 +41,11 @@ const bufSize = 4 << 10
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	upstream := flag.String("upstream", "", "upstream host:port")
+	pool := flag.Bool("pool", false, "take a buffer only once the socket is readable, from a shared pool, instead of one per direction")
 	flag.Parse()
+	if *pool {
+		copyFn = pooledCopy
+	}
 	if err := run(*listen, *upstream); err != nil {
 		fmt.Fprintf(os.Stderr, "floor-gorelay: error: %v\n", err)
 		os.Exit(1)
@@ -98,12 +109,13 @@ func relay(ctx context.Context, dialer *net.Dialer, c net.Conn, upstream string)
 	<-done
 }
 
-// pipe copies from src to dst through a buffer of its own, then ends dst's
-// sending (a half close, as the other direction may still be busy).
+// copyFn is how pipe copies: ownCopy, or pooledCopy with -pool.
+var copyFn = ownCopy
+
+// pipe copies from src to dst, then ends dst's sending (a half close, as the
+// other direction may still be busy).
 func pipe(dst, src net.Conn) {
-	buf := make([]byte, bufSize)
-	// The wrappers hide ReadFrom and WriteTo, so io.CopyBuffer uses buf.
-	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, buf)
+	err := copyFn(dst, src)
 	if tc, ok := dst.(*net.TCPConn); ok && err == nil {
 		_ = tc.CloseWrite()
 		return
@@ -111,6 +123,59 @@ func pipe(dst, src net.Conn) {
 	// An error on either side: end both.
 	_ = dst.Close()
 	_ = src.Close()
+}
+
+// ownCopy copies src to dst through a buffer of its own, held until the
+// copy ends.
+func ownCopy(dst, src net.Conn) error {
+	buf := make([]byte, bufSize)
+	// The wrappers hide ReadFrom and WriteTo, so io.CopyBuffer uses buf.
+	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, buf)
+	return err
+}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+// pooledCopy copies src to dst, holding a buffer only from the read that
+// fills it to the write that empties it: it waits for src to be readable
+// with no buffer, and reads until the read finds nothing more.
+func pooledCopy(dst, src net.Conn) error {
+	rc, err := src.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	for {
+		var buf *[]byte
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			buf = buffers.Get().(*[]byte)
+			n, rerr = syscall.Read(int(fd), *buf)
+			if rerr == syscall.EAGAIN {
+				buffers.Put(buf)
+				buf = nil
+				return false // wait until readable, holding nothing
+			}
+			return true
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil || n <= 0 {
+			if buf != nil {
+				buffers.Put(buf)
+			}
+			if n == 0 && err == nil {
+				return nil // EOF
+			}
+			return err
+		}
+		_, err = dst.Write((*buf)[:n])
+		buffers.Put(buf)
+		if err != nil {
+			return err
+		}
+	}
 }
 
 type readerOnly struct{ io.Reader }

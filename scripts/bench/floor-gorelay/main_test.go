@@ -12,6 +12,20 @@ import (
 // its buffer, and passes a half close on: the client's end of sending reaches
 // the upstream, whose answer still comes back.
 func TestRelay_bothWays(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		copy func(dst, src net.Conn) error
+	}{{"own buffers", ownCopy}, {"pooled", pooledCopy}} {
+		t.Run(mode.name, func(t *testing.T) {
+			saved := copyFn
+			copyFn = mode.copy
+			defer func() { copyFn = saved }()
+			testRelay(t)
+		})
+	}
+}
+
+func testRelay(t *testing.T) {
 	upLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
