@@ -11,13 +11,20 @@ import (
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 )
 
-// at parses an RFC 3339 time.
-func at(s string) time.Time {
-	t, err := time.Parse(time.RFC3339, s)
+// testDay is the UTC day the tests take place on: tomorrow, so that every
+// window they use, and every absolute expiry a store derives from it (the Redis
+// store's EXPIREAT), is still in the future when the test runs. A fixed date
+// would make a store drop the keys at once once that date has passed.
+var testDay = time.Now().UTC().Truncate(24*time.Hour).AddDate(0, 0, 1)
+
+// at returns the time hh:mm:ss on the test day plus days.
+func at(days int, hms string) time.Time {
+	t, err := time.Parse(time.TimeOnly, hms)
 	if err != nil {
 		panic(err)
 	}
-	return t
+	return testDay.AddDate(0, 0, days).Add(time.Duration(t.Hour())*time.Hour +
+		time.Duration(t.Minute())*time.Minute + time.Duration(t.Second())*time.Second)
 }
 
 // admitConcurrently asks l to admit n requests of b at once, and returns how
@@ -56,7 +63,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T) core.Limiter) {
 	t.Run("rpm exact under concurrency", func(t *testing.T) {
 		l := newLimiter(t)
 		b := core.Budget{Caller: "alice", Limits: core.Limits{RPM: 37}}
-		now := at("2026-12-01T12:00:10Z")
+		now := at(0, "12:00:10")
 		if n, _ := admitConcurrently(t, l, b, 100, now); n != 37 {
 			t.Errorf("allowed %d of 100 concurrent requests; want exactly 37", n)
 		}
@@ -72,7 +79,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T) core.Limiter) {
 	t.Run("concurrent exact under concurrency, slots freed by Done", func(t *testing.T) {
 		l := newLimiter(t)
 		b := core.Budget{Caller: "alice", Limits: core.Limits{Concurrent: 5}}
-		now := at("2026-12-01T12:00:10Z")
+		now := at(0, "12:00:10")
 		n, allowed := admitConcurrently(t, l, b, 50, now)
 		if n != 5 {
 			t.Fatalf("allowed %d of 50 concurrent requests; want exactly 5", n)
@@ -101,7 +108,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T) core.Limiter) {
 	t.Run("tokens charged concurrently, refused at the limit", func(t *testing.T) {
 		l := newLimiter(t)
 		b := core.Budget{Caller: "alice", Limits: core.Limits{TPM: 100, TPD: 150}}
-		now := at("2026-12-01T23:58:30Z")
+		now := at(0, "23:58:30")
 		var wg sync.WaitGroup
 		for range 99 {
 			wg.Add(1)
@@ -122,7 +129,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T) core.Limiter) {
 			t.Errorf("100 of 100 tokens used: %+v; want refused by tpm, retry after 30s", v)
 		}
 		// The next minute has a fresh tpm, but the day keeps its 100.
-		next := at("2026-12-01T23:59:00Z")
+		next := at(0, "23:59:00")
 		if v, _ := l.Admit(context.Background(), b, next); !v.Allowed || v.Used.TPM != 0 || v.Used.TPD != 100 {
 			t.Errorf("next minute: %+v; want allowed, tpm 0, tpd 100", v)
 		}
@@ -131,28 +138,28 @@ func Run(t *testing.T, newLimiter func(t *testing.T) core.Limiter) {
 		if v.Allowed || v.Limit != core.LimitTPD || v.RetryAfter != 50*time.Second || v.Used.TPD != 150 {
 			t.Errorf("150 of 150 daily tokens used at 23:59:10: %+v; want refused by tpd, retry after 50s (UTC midnight)", v)
 		}
-		if v, _ := l.Admit(context.Background(), b, at("2026-12-02T00:00:00Z")); !v.Allowed || v.Used.TPD != 0 {
+		if v, _ := l.Admit(context.Background(), b, at(1, "00:00:00")); !v.Allowed || v.Used.TPD != 0 {
 			t.Errorf("next UTC day: %+v; want allowed with a fresh quota", v)
 		}
 	})
 	t.Run("window resets", func(t *testing.T) {
 		l := newLimiter(t)
 		b := core.Budget{Caller: "alice", Limits: core.Limits{RPM: 3}}
-		now := at("2026-12-01T12:00:59Z")
+		now := at(0, "12:00:59")
 		for i := range 4 {
 			v, _ := l.Admit(context.Background(), b, now)
 			if v.Allowed != (i < 3) {
 				t.Fatalf("request %d at 12:00:59: allowed %v", i+1, v.Allowed)
 			}
 		}
-		if n, _ := admitConcurrently(t, l, b, 10, at("2026-12-01T12:01:00Z")); n != 3 {
+		if n, _ := admitConcurrently(t, l, b, 10, at(0, "12:01:00")); n != 3 {
 			t.Errorf("next minute: allowed %d; want 3", n)
 		}
 	})
 	t.Run("a refused request is not counted", func(t *testing.T) {
 		l := newLimiter(t)
 		b := core.Budget{Caller: "alice", Limits: core.Limits{RPM: 10, Concurrent: 1}}
-		now := at("2026-12-01T12:00:00Z")
+		now := at(0, "12:00:00")
 		first, _ := l.Admit(context.Background(), b, now)
 		for range 5 {
 			if v, _ := l.Admit(context.Background(), b, now); v.Allowed || v.Limit != core.LimitConcurrent {
