@@ -114,16 +114,29 @@ func (m *Meter) Body(rc io.ReadCloser, contentType, contentEncoding string) (b *
 			return nil, false
 		}
 	}
-	b = &Body{rc: rc, dec: dec}
-	b.pending = b.pendingBuf[:0]
-	b.pk.init(&b.acc, b.arena[:])
 	if kind == EventStream {
+		// A stream reuses its buffers event after event: it needs no
+		// arrays, which would only add to each held stream's memory.
+		b = &Body{rc: rc, dec: dec}
+		b.pk.init(&b.acc, nil)
 		b.sseState = sse{p: &b.pk, atStart: true, model: &b.acc.u.Model}
 		b.sse = &b.sseState
-	} else {
-		b.limit = m.maxJSON
+		return b, true
 	}
+	sb := &smallBody{}
+	b = &sb.Body
+	b.rc, b.dec, b.limit = rc, dec, m.maxJSON
+	b.pending = sb.pending[:0]
+	b.pk.init(&b.acc, sb.arena[:])
 	return b, true
+}
+
+// smallBody is a JSON Body with the arrays that spare a small answer any
+// allocation but this one: the first chunks' copy and the kept values.
+type smallBody struct {
+	Body
+	pending [512]byte
+	arena   [512]byte
 }
 
 // Body is a response body being metered. Each chunk is read by the meter
@@ -149,11 +162,7 @@ type Body struct {
 
 	ended bool
 
-	// The arrays that spare a small body any allocation but the Body
-	// itself: the first chunks' copy, the kept values, the stream reader.
-	pendingBuf [512]byte
-	arena      [512]byte
-	sseState   sse
+	sseState sse // the stream reader, in the Body to spare an allocation
 }
 
 // Read reads from the upstream's body; the chunk returned is read by the
