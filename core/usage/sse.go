@@ -21,6 +21,7 @@ type sse struct {
 	eventLen  int
 	afterCR   bool
 	errEvent  bool // an "event: error" was seen
+	fed       bool // the picker was fed since its last reset
 	// model is the model read so far; once known, events that carry
 	// nothing else the meter reads are skipped unparsed.
 	model *string
@@ -79,7 +80,13 @@ func (s *sse) worth(v []byte) bool {
 	// The common case first: an OpenAI-style chunk ends with "usage":null
 	// (keys are unique, so it has no other usage, and an error event has
 	// no choices chunk's shape).
-	if bytes.HasSuffix(bytes.TrimRight(v, " \t"), usageNullEnd) {
+	// (bytes.TrimRight with a cutset costs more than the rest of this
+	// common case.)
+	e := len(v)
+	for e > 0 && (v[e-1] == ' ' || v[e-1] == '\t') {
+		e--
+	}
+	if bytes.HasSuffix(v[:e], usageNullEnd) {
 		return false
 	}
 	for rest := v; ; {
@@ -139,6 +146,7 @@ func (s *sse) segment(b []byte, whole bool) {
 	switch {
 	case s.isData:
 		s.p.feed(b)
+		s.fed = true
 	case s.isEvent:
 		if s.eventLen >= 0 && s.eventLen+len(b) <= len(s.event) {
 			s.eventLen += copy(s.event[s.eventLen:], b)
@@ -156,6 +164,7 @@ func (s *sse) startValue() {
 	if s.isData {
 		if s.dataLines > 0 {
 			s.p.feed(newline) // the data lines of one event are joined by LF
+			s.fed = true
 		}
 		s.dataLines++
 	}
@@ -179,5 +188,9 @@ func (s *sse) dispatch() {
 		s.errEvent = true
 	}
 	s.eventLen, s.dataLines = 0, 0
-	s.p.reset()
+	// An event skipped unparsed left the picker as its reset did.
+	if s.fed {
+		s.fed = false
+		s.p.reset()
+	}
 }
