@@ -3,8 +3,8 @@
 // built as ours is (an http.Handler around httputil.ReverseProxy with Rewrite,
 // served by net/http) can hold and spend per stream. It is net/http's
 // http.Server with the server build's limits, httputil.ReverseProxy{Rewrite:
-// SetURL, FlushInterval: -1} and an http.Transport with the settings of
-// core.NewTransport, and nothing else: no core handler, no access log, no
+// SetURL, FlushInterval: -1} and the http.Transport of core.NewTransport, and
+// nothing else: no core handler, no access log, no
 // meter, no limits of its own.
 //
 //	floor-nethttp -listen 127.0.0.1:8080 -upstream 127.0.0.1:9090
@@ -14,7 +14,6 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -22,10 +21,9 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/scripts/bench/internal/benchprof"
 )
 
@@ -53,48 +51,16 @@ func run(listen, upstream string) error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	srv := newServer(target)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return fmt.Errorf("serving: %w", err)
-	}
-	return nil
+	return benchprof.Serve(newServer(target), ln)
 }
 
 // newServer returns the server: the limits of
-// platforms/internal/httpserver.newServer in front of a bare reverse proxy.
+// platforms/internal/httpserver.newServer in front of a bare reverse proxy
+// with core's transport (core.NewTransport with the default OXY_DIAL_TIMEOUT).
 func newServer(target *url.URL) *http.Server {
-	rp := &httputil.ReverseProxy{
+	return benchprof.Server(&httputil.ReverseProxy{
 		Rewrite:       func(pr *httputil.ProxyRequest) { pr.SetURL(target) },
-		Transport:     newTransport(),
+		Transport:     core.NewTransport(core.Config{DialTimeout: 10 * time.Second}),
 		FlushInterval: -1,
-	}
-	return &http.Server{
-		Handler:                      rp,
-		DisableGeneralOptionsHandler: true,
-		ReadHeaderTimeout:            10 * time.Second,
-		MaxHeaderBytes:               64 << 10,
-		IdleTimeout:                  120 * time.Second,
-	}
-}
-
-// newTransport returns the transport of core.NewTransport with the default
-// settings (OXY_DIAL_TIMEOUT 10s); TestNewTransport_asCore keeps them equal.
-func newTransport() *http.Transport {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
-	t.TLSHandshakeTimeout = 10 * time.Second
-	t.ResponseHeaderTimeout = 0
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
-	t.IdleConnTimeout = 90 * time.Second
-	t.DisableCompression = true
-	t.ReadBufferSize = 1 << 10
-	t.WriteBufferSize = 1 << 10
-	return t
+	})
 }

@@ -10,30 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 )
-
-// TestNewTransport_asCore keeps the floor's transport at the settings of the
-// proxy's (core.NewTransport with the default dial timeout), so the floor
-// measures the same upstream connections.
-func TestNewTransport_asCore(t *testing.T) {
-	want := core.NewTransport(core.Config{DialTimeout: 10 * time.Second})
-	got := newTransport()
-	type settings struct {
-		tlsHandshake, responseHeader, idleConn     time.Duration
-		maxIdle, maxIdlePerHost, readBuf, writeBuf int
-		noCompression, http2                       bool
-	}
-	of := func(t *http.Transport) settings {
-		return settings{t.TLSHandshakeTimeout, t.ResponseHeaderTimeout, t.IdleConnTimeout,
-			t.MaxIdleConns, t.MaxIdleConnsPerHost, t.ReadBufferSize, t.WriteBufferSize,
-			t.DisableCompression, t.ForceAttemptHTTP2}
-	}
-	if of(got) != of(want) {
-		t.Errorf("floor transport %+v; core's %+v", of(got), of(want))
-	}
-}
 
 // TestServer_streamsEventByEvent checks that the floor proxies a stream event
 // by event, as the proxy does: each event arrives before the next is sent.

@@ -7,15 +7,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
-	"time"
 
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/core"
 	"github.com/chatgpt-reverse-proxy/chatgpt_reverse_proxy/scripts/bench/internal/benchprof"
@@ -43,21 +38,5 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	// The limits of platforms/internal/httpserver.
-	srv := &http.Server{
-		Handler:           core.New(cfg, logger, nil),
-		ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		IdleTimeout:       120 * time.Second,
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	if err := srv.Serve(ln); err != http.ErrServerClosed {
-		return fmt.Errorf("serving: %w", err)
-	}
-	return nil
+	return benchprof.Serve(benchprof.Server(core.New(cfg, logger, nil)), ln)
 }

@@ -1,5 +1,6 @@
-// Package benchprof is the profiling of the harness's own builds
-// (scripts/bench/profproxy and the floor-* reference programs): a CPU profile
+// Package benchprof is what the harness's own builds (scripts/bench/profproxy
+// and the floor-* reference programs) share: the HTTP server they serve with
+// (Server, Serve), and their profiling: a CPU profile
 // to the file named by BENCH_CPUPROFILE, written when the program stops, and a
 // heap profile to BENCH_MEMPROFILE, with the runtime's memory figures on
 // stderr, each time the program gets SIGUSR1. It is not part of any product
@@ -7,14 +8,45 @@
 package benchprof
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"syscall"
+	"time"
 )
+
+// Server returns an http.Server for h with the limits of
+// platforms/internal/httpserver.newServer, which scripts cannot import.
+func Server(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:                      h,
+		DisableGeneralOptionsHandler: true,
+		ReadHeaderTimeout:            10 * time.Second,
+		MaxHeaderBytes:               64 << 10,
+		IdleTimeout:                  120 * time.Second,
+	}
+}
+
+// Serve serves srv on ln until the process gets SIGTERM or SIGINT, then
+// closes it.
+func Serve(srv *http.Server, ln net.Listener) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	if err := srv.Serve(ln); err != http.ErrServerClosed {
+		return fmt.Errorf("serving: %w", err)
+	}
+	return nil
+}
 
 // Start starts the profiles the environment asks for; stop writes the CPU
 // profile. With neither variable set it does nothing.
