@@ -435,13 +435,9 @@ func (p *picker) clearRecordKeepCapture() {
 	for s := range p.have {
 		if slot(s) != p.cap {
 			p.have[s] = false
-			if p.store[s] == inArena {
-				// The arena is not reused (used is kept): the
-				// capture under way may be in it.
-				p.vals[s], p.store[s] = nil, inNone
-			} else {
-				p.vals[s] = p.vals[s][:0]
-			}
+			// used is kept, unlike clearRecord: the capture under
+			// way may be in the arena.
+			p.dropArena(slot(s))
 		}
 	}
 }
