@@ -174,17 +174,13 @@ type refUsage struct {
 }
 
 func (r *refUsage) counts() wireUsage {
-	var w wireUsage
-	for i, c := range map[int]refCount{
-		uPromptTokens: r.PromptTokens, uCompletionTokens: r.CompletionTokens,
-		uPromptCached: r.PromptDetails.CachedTokens, uCompletionReasoning: r.CompletionDetails.ReasoningTokens,
-		uPromptCacheHit: r.PromptCacheHit, uInputTokens: r.InputTokens, uOutputTokens: r.OutputTokens,
-		uInputCached: r.InputDetails.CachedTokens, uOutputReasoning: r.OutputDetails.ReasoningTokens,
-		uCacheRead: r.CacheRead, uCacheCreation: r.CacheCreation,
-	} {
-		w[i] = count(c)
+	return wireUsage{
+		uPromptTokens: count(r.PromptTokens), uCompletionTokens: count(r.CompletionTokens),
+		uPromptCached: count(r.PromptDetails.CachedTokens), uCompletionReasoning: count(r.CompletionDetails.ReasoningTokens),
+		uPromptCacheHit: count(r.PromptCacheHit), uInputTokens: count(r.InputTokens), uOutputTokens: count(r.OutputTokens),
+		uInputCached: count(r.InputDetails.CachedTokens), uOutputReasoning: count(r.OutputDetails.ReasoningTokens),
+		uCacheRead: count(r.CacheRead), uCacheCreation: count(r.CacheCreation),
 	}
-	return w
 }
 
 type refGemini struct {
