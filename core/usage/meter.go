@@ -119,8 +119,7 @@ func (m *Meter) Body(rc io.ReadCloser, contentType, contentEncoding string) (b *
 		// arrays, which would only add to each held stream's memory.
 		b = &Body{rc: rc, dec: dec}
 		b.pk.init(&b.acc, nil)
-		b.sseState = sse{p: &b.pk, atStart: true, model: &b.acc.u.Model}
-		b.sse = &b.sseState
+		b.sse = sse{p: &b.pk, atStart: true, model: &b.acc.u.Model}
 		return b, true
 	}
 	sb := &smallBody{}
@@ -148,7 +147,7 @@ type Body struct {
 	rc      io.ReadCloser
 	pending []byte
 	pk      picker
-	sse     *sse // &sseState for a stream, else nil
+	sse     sse // a stream's reader (sse.p is nil for JSON), in the Body to spare an allocation
 	acc     accum
 	limit   int64 // JSON only: bytes left to read
 	stopped bool  // the parser's owner gave up (see stop)
@@ -161,9 +160,9 @@ type Body struct {
 	done chan struct{}
 
 	ended bool
-
-	sseState sse // the stream reader, in the Body to spare an allocation
 }
+
+func (b *Body) isStream() bool { return b.sse.p != nil }
 
 // Read reads from the upstream's body; the chunk returned is read by the
 // meter at the next call.
@@ -204,7 +203,7 @@ func (b *Body) read(p []byte) {
 	if b.stopped {
 		return
 	}
-	if b.sse != nil {
+	if b.isStream() {
 		b.sse.feed(p)
 		return
 	}
@@ -245,7 +244,7 @@ func (b *Body) Usage() Usage {
 		<-b.done
 	}
 	u := b.acc.u
-	if b.sse != nil && b.sse.errEvent {
+	if b.sse.errEvent { // only a stream sets it
 		u.StreamError = true
 	}
 	if u.Skipped == "" {
