@@ -148,16 +148,26 @@ func (p *Process) Stop(t testing.TB) {
 // graceful exit add t.Cleanup(p.Stop).
 func StartServer(t testing.TB, bin, portVar string, env []string, ready func(p *Process, port int) bool) (*Process, int) {
 	t.Helper()
+	return StartOnFreePort(t, func(port int) *Process {
+		return Launch(t, bin, append(append([]string(nil), env...), fmt.Sprintf("%s=%d", portVar, port)))
+	}, ready)
+}
+
+// StartOnFreePort is StartServer for a server told its port another way (a
+// flag, a config file): launch starts it on the port it is given.
+func StartOnFreePort(t testing.TB, launch func(port int) *Process, ready func(p *Process, port int) bool) (*Process, int) {
+	t.Helper()
 	var p *Process
 	var port int
 	WithFreePort(t, func(n int) error {
-		q := Launch(t, bin, append(append([]string(nil), env...), fmt.Sprintf("%s=%d", portVar, n)))
+		q := launch(n)
+		name := filepath.Base(q.Cmd.Path)
 		if !WaitUntil(StartTimeout, func() bool { return q.Exited() || ready(q, n) }) {
 			q.Kill()
-			return fmt.Errorf("%s not ready after %v; stderr:\n%s", filepath.Base(bin), StartTimeout, q.Stderr)
+			return fmt.Errorf("%s not ready after %v; stderr:\n%s", name, StartTimeout, q.Stderr)
 		}
 		if q.Exited() {
-			return fmt.Errorf("%s exited before it was ready (%v); stderr:\n%s", filepath.Base(bin), q.err, q.Stderr)
+			return fmt.Errorf("%s exited before it was ready (%v); stderr:\n%s", name, q.err, q.Stderr)
 		}
 		p, port = q, n
 		return nil

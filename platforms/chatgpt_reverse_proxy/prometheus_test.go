@@ -134,27 +134,19 @@ func TestPrometheus_scrapesTheBinary(t *testing.T) {
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var api string
-	testkit.WithFreePort(t, func(port int) error {
-		p := testkit.Launch(t, prometheus, nil, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+	p, port := testkit.StartOnFreePort(t, func(port int) *testkit.Process {
+		return testkit.Launch(t, prometheus, nil, "--config.file="+confFile, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 			"--web.listen-address=127.0.0.1:"+strconv.Itoa(port))
-		base := "http://127.0.0.1:" + strconv.Itoa(port)
-		ready := func() bool {
-			res, err := client.Get(base + "/-/ready")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == http.StatusOK
+	}, func(_ *testkit.Process, port int) bool {
+		res, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/-/ready")
+		if err != nil {
+			return false
 		}
-		if !testkit.WaitUntil(testkit.StartTimeout, func() bool { return p.Exited() || ready() }) || p.Exited() {
-			p.Kill()
-			return fmt.Errorf("prometheus did not start; stderr:\n%s", p.Stderr)
-		}
-		t.Cleanup(func() { p.Stop(t) })
-		api = base
-		return nil
+		res.Body.Close()
+		return res.StatusCode == http.StatusOK
 	})
+	t.Cleanup(func() { p.Stop(t) })
+	api := "http://127.0.0.1:" + strconv.Itoa(port)
 
 	// 3 x (100 in, 20 out, 64 cached, 8 reasoning) and the stream's 9 in, 5 out.
 	want := map[string]float64{"input": 309, "output": 65, "cached_input": 192, "reasoning": 24}
