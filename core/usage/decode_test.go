@@ -2,6 +2,7 @@ package usage
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -82,5 +83,37 @@ func TestMeter_smallJSONAllocations(t *testing.T) {
 	// than the Body's own array.
 	if n := testing.AllocsPerRun(100, run); n > 2 {
 		t.Errorf("%v allocations per small JSON answer; want at most 2", n)
+	}
+}
+
+// The interned model names are bounded: past maxInterned names, or for a
+// name longer than maxInternedLen, a name is allocated as before, and the
+// table does not grow.
+func TestInternModel_bounded(t *testing.T) {
+	saved := interned.names.Load()
+	t.Cleanup(func() { interned.names.Store(saved) })
+	interned.names.Store(nil)
+	long := strings.Repeat("m", maxInternedLen+1)
+	if got := internModel([]byte(long)); got != long {
+		t.Fatalf("internModel(%q) = %q", long, got)
+	}
+	if m := interned.names.Load(); m != nil {
+		t.Fatalf("a name of %d bytes was interned", len(long))
+	}
+	for i := range maxInterned + 10 {
+		name := fmt.Sprintf("model-%d", i)
+		if got := internModel([]byte(name)); got != name {
+			t.Fatalf("internModel(%q) = %q", name, got)
+		}
+	}
+	m := *interned.names.Load()
+	if len(m) != maxInterned {
+		t.Fatalf("%d names interned; want %d", len(m), maxInterned)
+	}
+	if _, ok := m["model-0"]; !ok {
+		t.Error("the first name is not interned")
+	}
+	if _, ok := m[fmt.Sprintf("model-%d", maxInterned)]; ok {
+		t.Error("a name past the bound was interned")
 	}
 }
