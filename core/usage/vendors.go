@@ -3,6 +3,7 @@ package usage
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"sync"
 	"sync/atomic"
 )
@@ -209,31 +210,28 @@ var interned struct {
 
 // internModel returns the string b holds.
 func internModel(b []byte) string {
-	if m := interned.names.Load(); m != nil {
-		if s, ok := (*m)[string(b)]; ok {
-			return s
-		}
+	names := internedNames()
+	if s, ok := names[string(b)]; ok {
+		return s
 	}
 	s := string(b)
-	if len(s) <= maxInternedLen {
-		interned.mu.Lock()
-		defer interned.mu.Unlock()
-		old := interned.names.Load()
-		if old == nil || len(*old) < maxInterned {
-			m := make(map[string]string, 1+len(mapOrNil(old)))
-			for k, v := range mapOrNil(old) {
-				m[k] = v
-			}
-			m[s] = s
-			interned.names.Store(&m)
-		}
+	if len(s) > maxInternedLen || len(names) >= maxInterned {
+		return s // the table is full for good: no lock to find that out
+	}
+	interned.mu.Lock()
+	defer interned.mu.Unlock()
+	if names = internedNames(); len(names) < maxInterned {
+		m := make(map[string]string, len(names)+1)
+		maps.Copy(m, names)
+		m[s] = s
+		interned.names.Store(&m)
 	}
 	return s
 }
 
-func mapOrNil(m *map[string]string) map[string]string {
-	if m == nil {
-		return nil
+func internedNames() map[string]string {
+	if m := interned.names.Load(); m != nil {
+		return *m
 	}
-	return *m
+	return nil
 }
